@@ -1,0 +1,1 @@
+"""calibration: measuring and correcting one device's impairments and storing per-device profiles."""

@@ -1,0 +1,6 @@
+"""radio: the air interface. Frame format, OFDM, synchronisation, estimation, transmitter/receiver,
+channel emulator, radio backends and CSI feedback. Knows nothing about images or neural networks.
+"""
+from radio.config import FrameConfig
+
+__all__ = ["FrameConfig"]
