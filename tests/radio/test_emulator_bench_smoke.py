@@ -1,0 +1,19 @@
+"""Smoke check of bench/emulator_throughput.py (tiny sizes; no timing assertion)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "emulator_throughput.py"
+
+
+def test_emulator_throughput_bench_smoke(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("emulator_throughput", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "et.json"
+    rows = module.main(["--smoke", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["smoke"] and len(rows) == 3 and "git_revision" in report
+    assert all(r["emulator_msps"] > 0 for r in rows) and rows[0]["sionna_timechannel_b1_msps"] > 0
