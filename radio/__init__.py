@@ -1,8 +1,17 @@
 """radio: the air interface. Frame format, OFDM, synchronisation, estimation, transmitter/receiver,
 channel emulator, radio backends and CSI feedback. Knows nothing about images or neural networks.
-"""
-from radio.config import FrameConfig
 
-__all__ = ["FrameConfig"]
-from radio.emulator import ChannelTruth, Emulator, EmulatorConfig, EmulatorInputError, Impairments  # emulator
-__all__ += ["ChannelTruth", "Emulator", "EmulatorConfig", "EmulatorInputError", "Impairments"]
+>>> import numpy as np, radio
+>>> cfg = radio.FrameConfig()
+>>> iq = radio.Transmitter(cfg).modulate(np.ones(20, complex), frame_id=7, condition=(10.0, 1e-7))
+>>> [f.header.frame_id for f in radio.Receiver(cfg).receive(np.concatenate([iq, np.zeros(100, np.complex64)]))]
+[7]
+"""
+from radio.config import FrameConfig, ReceiverConfig
+from radio.errors import BadInputError, ConfigurationError, RadioError
+from radio.header import FrameHeader
+from radio.receiver import ReceivedFrame, Receiver, ReceiverStats
+from radio.transmitter import Transmitter
+
+__all__ = ["BadInputError", "ConfigurationError", "FrameConfig", "FrameHeader", "RadioError",
+           "ReceivedFrame", "Receiver", "ReceiverConfig", "ReceiverStats", "Transmitter"]

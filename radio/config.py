@@ -1,13 +1,17 @@
-"""Frame numerology and format: :class:`FrameConfig`.
+"""Frame numerology and format (:class:`FrameConfig`) and receiver settings (:class:`ReceiverConfig`).
 
 The default fits an ADALM-Pluto over USB 2.0 (≤ 5 MS/s sustained): 3.84 MS/s, 128-point FFT
-(30 kHz subcarrier spacing), 96 used subcarriers around a null DC, a 16-sample (4.17 µs) cyclic
-prefix. The CP covers the excess delay of the 3GPP TDL profiles up to about 430 ns RMS delay spread
-(TDL-A, the longest normalised profile, has its last tap at 9.66 × the RMS delay spread).
+(30 kHz subcarrier spacing), 96 used subcarriers around a null DC (2.88 MHz occupied), a 16-sample
+(4.17 µs) cyclic prefix. The CP covers the excess delay of the 3GPP TDL profiles up to about 430 ns
+RMS delay spread (TDL-A, the longest normalised profile, has its last tap at 9.66 × the RMS delay
+spread). The preamble's long training symbols carry a longer guard (``preamble_cp_length``, 64
+samples = 16.7 µs) so channel, noise and delay spread are still measured cleanly beyond the data CP.
+See ``docs/frame_format.md``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from common.tomlconfig import ConfigError, TomlConfig
 
@@ -19,10 +23,17 @@ class FrameConfig(TomlConfig):
     Attributes:
         sample_rate_hz: baseband sample rate in samples/s.
         fft_size: OFDM FFT size N (subcarrier spacing = sample_rate_hz / fft_size).
-        cp_length: cyclic-prefix length in samples.
+        cp_length: cyclic-prefix length in samples of header and payload symbols.
         num_used_subcarriers: active subcarriers, split evenly around DC (DC itself is never used).
         numerology_id: 4-bit id carried in the header so a receiver can refuse a frame built with
             another numerology.
+        pilot_spacing: every ``pilot_spacing``-th used subcarrier (counted from the lowest) is a
+            pilot in every header and payload symbol (default 6: 16 pilots + 80 data subcarriers).
+        preamble_cp_length: guard before the two long training symbols of the preamble (samples);
+            channel, noise and delay spread are measured without ISI up to this excess delay.
+        header_repetition: each header bit is sent this many times on different subcarriers and
+            symbols and soft-combined (maximum-ratio) at the receiver.
+        max_payload_symbols: largest payload a header may announce (≤ 2**20 - 1).
     """
 
     sample_rate_hz: float = 3.84e6
@@ -30,6 +41,10 @@ class FrameConfig(TomlConfig):
     cp_length: int = 16
     num_used_subcarriers: int = 96
     numerology_id: int = 0
+    pilot_spacing: int = 6
+    preamble_cp_length: int = 64
+    header_repetition: int = 4
+    max_payload_symbols: int = 2**20 - 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -41,10 +56,20 @@ class FrameConfig(TomlConfig):
             raise ConfigError(f"fft_size must be a power of two ≥ 16, got {self.fft_size}")
         if not 0 < self.cp_length < self.fft_size:
             raise ConfigError(f"cp_length must be in (0, fft_size), got {self.cp_length}")
-        if self.num_used_subcarriers % 2 or not 0 < self.num_used_subcarriers < self.fft_size:
-            raise ConfigError(f"num_used_subcarriers must be even and < fft_size, got {self.num_used_subcarriers}")
+        if self.num_used_subcarriers % 4 or not 0 < self.num_used_subcarriers < self.fft_size - 8:
+            raise ConfigError("num_used_subcarriers must be a multiple of 4 and leave ≥ 8 guard "
+                              f"subcarriers, got {self.num_used_subcarriers}")
         if not 0 <= self.numerology_id < 16:
             raise ConfigError(f"numerology_id must fit 4 bits, got {self.numerology_id}")
+        if not 2 <= self.pilot_spacing <= self.num_used_subcarriers // 4:
+            raise ConfigError(f"pilot_spacing must be in [2, num_used_subcarriers/4], got {self.pilot_spacing}")
+        if not self.cp_length <= self.preamble_cp_length <= self.fft_size:
+            raise ConfigError("preamble_cp_length must be in [cp_length, fft_size], "
+                              f"got {self.preamble_cp_length}")
+        if not 1 <= self.header_repetition <= 16:
+            raise ConfigError(f"header_repetition must be in [1, 16], got {self.header_repetition}")
+        if not 1 <= self.max_payload_symbols <= 2**20 - 1:
+            raise ConfigError(f"max_payload_symbols must be in [1, 2**20-1], got {self.max_payload_symbols}")
 
     @property
     def subcarrier_spacing_hz(self) -> float:
@@ -54,3 +79,50 @@ class FrameConfig(TomlConfig):
     def symbol_length(self) -> int:
         """Samples per OFDM symbol including the cyclic prefix."""
         return self.fft_size + self.cp_length
+
+    @property
+    def occupied_bandwidth_hz(self) -> float:
+        """Bandwidth spanned by the used subcarriers (sets the delay resolution ≈ 1 / bandwidth)."""
+        return self.num_used_subcarriers * self.subcarrier_spacing_hz
+
+
+@dataclass
+class ReceiverConfig(TomlConfig):
+    """Receiver algorithm settings (not part of the air interface; both ends need not agree).
+
+    Attributes:
+        channel_estimator: ``"ls"`` (raw least squares on the long training symbols), ``"dft"``
+            (LS projected onto the delay window: DFT-domain denoising, exact with guard bands) or
+            ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
+        detection_threshold: Schmidl-Cox metric (0..1) that opens a candidate.
+        verify_threshold: fraction (0..1) of the received long-training energy that the
+            matched-filter channel window must hold for a candidate to be accepted as a frame.
+        max_cfo_subcarriers: integer CFO search range, in subcarrier spacings (± this).
+        timing_backoff: FFT windows start this many samples into the cyclic prefix (margin for
+            timing error and sample-clock drift).
+        clip_fraction: a frame with more than this fraction of samples at the buffer's peak
+            magnitude (|I| or |Q|) is flagged ``clipped`` (saturated ADC).
+    """
+
+    channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
+    detection_threshold: float = 0.08
+    verify_threshold: float = 0.2
+    max_cfo_subcarriers: int = 4
+    timing_backoff: int = 3
+    clip_fraction: float = 1e-3
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.channel_estimator not in ("ls", "dft", "lmmse"):
+            raise ConfigError(f"channel_estimator must be ls, dft or lmmse, got {self.channel_estimator!r}")
+        for name in ("detection_threshold", "verify_threshold"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not 0 <= self.max_cfo_subcarriers <= 16:
+            raise ConfigError(f"max_cfo_subcarriers must be in [0, 16], got {self.max_cfo_subcarriers}")
+        if not 0 <= self.timing_backoff <= 8:
+            raise ConfigError(f"timing_backoff must be in [0, 8], got {self.timing_backoff}")
+        if not 0 < self.clip_fraction < 1:
+            raise ConfigError(f"clip_fraction must be in (0, 1), got {self.clip_fraction}")

@@ -1,0 +1,131 @@
+"""Channel estimation (LS, DFT-domain denoising, LMMSE), phase tracking and MMSE equalisation.
+
+All frequency-domain arrays are over the U used subcarriers (see :mod:`radio.ofdm`); delays are in
+samples relative to the FFT window start (a path at delay d multiplies subcarrier k by
+``exp(-j 2π k d / N)``).
+
+* **LS**: ``H_ls = mean(Y_lts) / X_lts`` over the two long training symbols (error var N0/2).
+* **DFT denoising**: project H_ls onto the channels whose impulse response lies in a delay window
+  (``F_W (F_Wᴴ F_W)⁻¹ F_Wᴴ``, F_W the U×W partial DFT). With guard bands, a plain
+  IFFT → truncate → FFT leaks; the projection is the exact least-squares version of it.
+  Noise is reduced by W/U.
+* **LMMSE**: ``R (R + N0/2 I)⁻¹ H_ls`` with R the frequency correlation of a uniform power-delay
+  profile over the same window (Edfors et al. 1998), evaluated through R's eigen-decomposition.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+class ChannelEstimator:
+    """Delay-window filters for one set of used subcarriers.
+
+    Args:
+        subcarriers: signed index of each used subcarrier, shape (U,).
+        fft_size: N.
+    """
+
+    def __init__(self, subcarriers: np.ndarray, fft_size: int):
+        self.k = np.asarray(subcarriers)
+        self.n = fft_size
+        self._basis = lru_cache(maxsize=64)(self._basis_uncached)
+
+    def _basis_uncached(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Eigen-decomposition (values λ, vectors V) of R for a uniform PDP on delays d0..d1-1,
+        normalised to unit average power; the DFT projection is V[:, λ > 0] V[:, λ > 0]ᴴ."""
+        d = np.arange(d0, d1)
+        f = np.exp(-2j * np.pi * np.outer(self.k, d) / self.n)  # U × W
+        r = f @ f.conj().T / d.size
+        lam, v = np.linalg.eigh(r)
+        return lam[::-1], v[:, ::-1]
+
+    def filter_matrix(self, method: str, delays: tuple[int, int], noise_ls: float) -> np.ndarray:
+        """U × U matrix A with ``H = A @ H_ls``.
+
+        Args:
+            method: "ls", "dft" or "lmmse".
+            delays: (first, last + 1) delay of the window, samples.
+            noise_ls: error variance of H_ls per subcarrier (LMMSE only), relative to the channel
+                power per subcarrier (i.e. 1/SNR of H_ls).
+        """
+        u = self.k.size
+        if method == "ls":
+            return np.eye(u)
+        lam, v = self._basis(*delays)
+        rank = delays[1] - delays[0]
+        if method == "dft":
+            vw = v[:, :rank]
+            return vw @ vw.conj().T
+        gain = lam / (lam + max(noise_ls, 1e-12))
+        return (v * gain) @ v.conj().T
+
+    def projection(self, delays: tuple[int, int]) -> np.ndarray:
+        return self.filter_matrix("dft", delays, 0.0)
+
+
+def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """LS channel from two identical training symbols and the noise variance from their difference.
+
+    Args:
+        y1, y2: received used subcarriers of the two LTS, shape (U,).
+        x: transmitted LTS values, shape (U,), unit modulus.
+
+    Returns:
+        (H_ls, sum |y1 - y2|² / 2): the channel (error variance N0/2) and an unbiased noise energy
+        with U degrees of freedom.
+    """
+    h = 0.5 * (y1 + y2) * np.conj(x)
+    d = y1 - y2
+    return h, 0.5 * float(np.vdot(d, d).real)
+
+
+def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Per-symbol common phase error and phase slope across subcarriers from pilots.
+
+    Residual CFO and phase noise rotate a whole symbol (common phase); sample-clock offset and
+    timing drift add a phase slope that grows with the symbol index. The slope is fitted with a
+    straight line over the frame's symbols (≥ 3), the common phase per symbol.
+
+    Args:
+        y: received pilots, shape (S, P).
+        h: channel at the pilot subcarriers, shape (P,).
+        x: transmitted pilots, shape (S, P).
+        positions: signed subcarrier index of each pilot, shape (P,).
+
+    Returns:
+        phase correction, shape (S, U_positions-callable): a function of subcarrier index is not
+        needed; returns (common, slope) with common (S,) rad and slope (S,) rad per subcarrier.
+    """
+    z = y * np.conj(h[None, :] * x)
+    step = np.diff(positions)
+    adj = (z[:, 1:] * np.conj(z[:, :-1]))
+    slope_raw = np.angle(adj.sum(axis=1)) / float(np.median(step))
+    s = z.shape[0]
+    if s >= 3:
+        weight = np.abs(adj).sum(axis=1)
+        t = np.arange(s)
+        coeffs = np.polyfit(t, slope_raw, 1, w=np.sqrt(weight + 1e-30))
+        slope = np.polyval(coeffs, t)
+    else:
+        slope = slope_raw
+    common = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
+    return np.stack([common, slope])
+
+
+def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np.ndarray:
+    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S)."""
+    common, slope = phase
+    return h[None, :] * np.exp(1j * (common[:, None] + slope[:, None] * subcarriers[None, :]))
+
+
+def mmse_equalize(y: np.ndarray, h: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-resource-element MMSE equaliser for unit-power symbols.
+
+    Returns:
+        (x_hat, mse): ``conj(h) y / (|h|² + N0)`` and its error variance ``N0 / (|h|² + N0)``.
+    """
+    g = h.real ** 2 + h.imag ** 2
+    denom = g + noise
+    return np.conj(h) * y / denom, noise / denom

@@ -1,0 +1,92 @@
+"""OFDM resource grid and modulation: which subcarriers carry pilots and data, IFFT/FFT with CP.
+
+Conventions: subcarrier index ``k`` runs over ``-N/2 .. N/2-1`` (0 = DC, never used); the used
+subcarriers are ``-U/2 .. -1, 1 .. U/2`` (U = ``num_used_subcarriers``). Frequency-domain arrays in
+this package are indexed by *used* subcarrier (length U, lowest frequency first). FFTs are unitary
+(``norm="ortho"``), so a resource element of power 1 has power 1 after the FFT and the noise variance
+per resource element equals the time-domain noise variance per sample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from radio.config import FrameConfig
+
+_PILOT_SEED = 0x5EED_0001
+_FILLER_SEED = 0x5EED_0002
+
+
+def qpsk_sequence(n: int, seed: int) -> np.ndarray:
+    """Deterministic unit-power QPSK sequence of length ``n`` (complex128)."""
+    bits = np.random.default_rng(seed).integers(0, 2, size=(n, 2))
+    return ((1 - 2 * bits[:, 0]) + 1j * (1 - 2 * bits[:, 1])) / np.sqrt(2)
+
+
+class ResourceGrid:
+    """Pilot/data layout of header and payload symbols for one :class:`FrameConfig`.
+
+    Attributes:
+        used_bins: FFT bin (0..N-1) of each used subcarrier, shape (U,).
+        subcarriers: signed subcarrier index of each used subcarrier, shape (U,).
+        pilot_idx: positions (into the U used subcarriers) of the pilots, shape (P,).
+        data_idx: positions of the data subcarriers, shape (D,).
+    """
+
+    def __init__(self, cfg: FrameConfig):
+        self.cfg = cfg
+        n, u = cfg.fft_size, cfg.num_used_subcarriers
+        self.subcarriers = np.concatenate([np.arange(-u // 2, 0), np.arange(1, u // 2 + 1)])
+        self.used_bins = self.subcarriers % n
+        is_pilot = np.zeros(u, bool)
+        is_pilot[cfg.pilot_spacing // 2::cfg.pilot_spacing] = True
+        self.pilot_idx = np.flatnonzero(is_pilot)
+        self.data_idx = np.flatnonzero(~is_pilot)
+        # Time scale that makes an OFDM symbol with unit-power resource elements unit power.
+        self.scale = np.sqrt(n / u)
+
+    @property
+    def num_data(self) -> int:
+        """Data resource elements per OFDM symbol."""
+        return self.data_idx.size
+
+    def pilots(self, first_symbol: int, num_symbols: int) -> np.ndarray:
+        """Pilot values for symbols ``first_symbol..`` of the header+payload part, shape (S, P)."""
+        p = self.pilot_idx.size
+        seq = qpsk_sequence((first_symbol + num_symbols) * p, _PILOT_SEED)
+        return seq[first_symbol * p:].reshape(num_symbols, p)
+
+    @staticmethod
+    def filler(n: int) -> np.ndarray:
+        """Known unit-power values that pad the last payload symbol (also usable as pilots)."""
+        return qpsk_sequence(n, _FILLER_SEED)
+
+    def map(self, data: np.ndarray, pilots: np.ndarray) -> np.ndarray:
+        """Place data (S, D) and pilots (S, P) into used subcarriers, shape (S, U)."""
+        grid = np.empty((data.shape[0], self.cfg.num_used_subcarriers), np.complex128)
+        grid[:, self.data_idx] = data
+        grid[:, self.pilot_idx] = pilots
+        return grid
+
+    def modulate(self, grid: np.ndarray, cp_length: int | None = None) -> np.ndarray:
+        """Used-subcarrier grid (S, U) → time samples (S·(N+cp),), unit power per resource element."""
+        n = self.cfg.fft_size
+        cp = self.cfg.cp_length if cp_length is None else cp_length
+        full = np.zeros((grid.shape[0], n), np.complex128)
+        full[:, self.used_bins] = grid
+        t = np.fft.ifft(full, axis=1, norm="ortho") * self.scale
+        return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
+
+    def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0) -> np.ndarray:
+        """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U).
+
+        ``cfo`` (subcarriers) is removed inside each window; the phase it accumulates between
+        windows is not (the caller applies it per window). The result is scaled back by the
+        transmitter's time scale, so a unit-gain channel gives the transmitted resource elements.
+        """
+        n = self.cfg.fft_size
+        idx = np.asarray(starts)[:, None] + np.arange(n)[None, :]
+        win = samples[idx]
+        if cfo:
+            win = win * np.exp(-2j * np.pi * cfo * np.arange(n) / n)
+        spec = np.fft.fft(win, axis=1, norm="ortho")
+        return spec[:, self.used_bins] / self.scale

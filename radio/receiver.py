@@ -1,0 +1,324 @@
+"""Streaming OFDM receiver: detection, synchronisation, channel/SNR/delay-spread estimation, decoding.
+
+Per frame: Schmidl-Cox candidate → fractional CFO → integer CFO (SC→LTS differential) → fine
+timing and verification (matched filter on the LTS pair) → residual CFO (LTS pair) → LS channel,
+noise, delay window, SNR and delay spread → filtered channel (LMMSE/DFT) → header (pilot phase
+tracking, MRC over repetitions, CRC) → payload (phase tracking over all symbols, MMSE).
+See ``docs/frame_format.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from radio import sync
+from radio.channel_estimation import ChannelEstimator, apply_phase, ls_estimate, mmse_equalize, track_phase
+from radio.config import FrameConfig, ReceiverConfig
+from radio.delay_spread import DelaySpreadEstimator
+from radio.errors import BadInputError
+from radio.frame_layout import FrameLayout
+from radio.header import FrameHeader
+from radio.snr_estimation import preamble_noise, signal_power, snr_db
+
+_LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
+
+
+@dataclass
+class ReceivedFrame:
+    """One detected frame.
+
+    Attributes:
+        start: absolute stream index of the frame's first sample (first-path arrival).
+        crc_ok: header CRC passed.
+        status: "ok", "header_crc" (bad header: payload not decoded), "numerology_mismatch"
+            (header from another numerology: not decoded), "bad_length" (announced payload longer
+            than ``max_payload_symbols``) or "truncated" (stream ended inside the frame).
+        header: decoded header (None unless the CRC passed).
+        symbols: equalised payload, complex64 (payload_len,), MMSE estimates; None unless status "ok".
+        noise_var: float32 (payload_len,): error variance E|ŝ − s|² of each symbol for unit-power
+            symbols, ``N_eff / (|Ĥ|² + N_eff)`` with N_eff the measured pilot residual power
+            (noise + channel-estimation error + ISI); None unless status "ok".
+        snr_db: realised mean per-used-subcarrier Es/N0 (dB), data-aided.
+        noise_power: N0 per resource element, in units where the channel gain is ``channel``.
+        delay_spread_s: RMS delay spread estimate (s).
+        cfo_hz: carrier frequency offset (Hz).
+        clipped: the frame's samples show ADC saturation.
+        detection_metric: fraction of the LTS energy in the timing window (≈ SNR/(1+SNR)).
+        channel: filtered channel estimate on the used subcarriers (U,), for the LTS FFT window.
+        channel_ls: raw LS channel estimate (U,) (error variance noise_power / 2).
+    """
+
+    start: int
+    crc_ok: bool
+    status: str
+    header: FrameHeader | None
+    symbols: np.ndarray | None
+    noise_var: np.ndarray | None
+    snr_db: float
+    noise_power: float
+    delay_spread_s: float
+    cfo_hz: float
+    clipped: bool
+    detection_metric: float
+    channel: np.ndarray = field(repr=False)
+    channel_ls: np.ndarray = field(repr=False)
+
+
+@dataclass
+class ReceiverStats:
+    """Counters since construction or :meth:`Receiver.reset`."""
+
+    buffers: int = 0
+    samples: int = 0
+    empty_buffers: int = 0
+    bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, stream state dropped
+    candidates: int = 0           # Schmidl-Cox candidates examined
+    rejected_candidates: int = 0  # failed the matched-filter verification
+    frames_found: int = 0         # verified preambles (every reported frame)
+    frames_ok: int = 0
+    header_crc_failures: int = 0
+    numerology_mismatches: int = 0
+    bad_lengths: int = 0
+    truncated_frames: int = 0     # stream ended (flush) or was broken (bad buffer) inside a frame
+    clipped_frames: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Wait(Exception):
+    """The candidate needs samples beyond the buffer end."""
+
+
+class Receiver:
+    """Streaming receiver for frames of one :class:`FrameConfig`.
+
+    ``receive(iq)`` may be called with consecutive chunks of one stream: unconsumed samples
+    (e.g. a frame cut at the buffer edge) are kept and completed by the next call; ``start`` of a
+    frame counts samples from the first ``receive`` (or ``reset``). ``flush()`` ends the stream.
+
+    Example:
+        >>> import numpy as np, radio
+        >>> cfg = radio.FrameConfig()
+        >>> iq = radio.Transmitter(cfg).modulate(np.exp(1j * np.arange(50)), frame_id=3)
+        >>> rx = radio.Receiver(cfg)
+        >>> [(f.header.frame_id, f.symbols.size) for f in rx.receive(np.concatenate([np.zeros(300), iq, np.zeros(300)]))]
+        [(3, 50)]
+    """
+
+    def __init__(self, cfg: FrameConfig | None = None, rx_cfg: ReceiverConfig | None = None):
+        self.cfg = cfg or FrameConfig()
+        self.rx_cfg = rx_cfg or ReceiverConfig()
+        self.layout = FrameLayout(self.cfg)
+        g = self.layout.grid
+        self.estimator = ChannelEstimator(g.subcarriers, self.cfg.fft_size)
+        self.ds = DelaySpreadEstimator(g.subcarriers, self.cfg.fft_size, self.cfg.sample_rate_hz,
+                                       self.cfg.preamble_cp_length)
+        self._pilot_sc = g.subcarriers[g.pilot_idx]
+        self.reset()
+
+    # ------------------------------------------------------------------ stream handling
+    def reset(self) -> None:
+        """Forget buffered samples and counters; the next sample is stream index 0."""
+        self._buf = np.zeros(0, np.complex64)
+        self._buf_start = 0
+        self.stats = ReceiverStats()
+
+    def flush(self) -> list[ReceivedFrame]:
+        """End of stream: decode what the buffer still holds; a frame cut short is counted."""
+        return self.receive(np.zeros(0, np.complex64), final=True)
+
+    def receive(self, iq: np.ndarray, final: bool = False) -> list[ReceivedFrame]:
+        """Process the next chunk of the stream.
+
+        Args:
+            iq: 1-D complex samples (any scale: raw ADC codes are fine).
+            final: the stream ends with this chunk (same as calling :meth:`flush` after it).
+
+        Returns:
+            frames completed in this call, in stream order.
+
+        Raises:
+            BadInputError: ``iq`` is not a 1-D complex (or complex-convertible integer pair) array.
+        """
+        x = np.asarray(iq)
+        if x.ndim != 1 or not (np.issubdtype(x.dtype, np.complexfloating) or x.size == 0):
+            raise BadInputError(f"expected a 1-D complex array, got dtype {x.dtype} shape {x.shape}")
+        self.stats.buffers += 1
+        self.stats.samples += x.size
+        if x.size == 0:
+            self.stats.empty_buffers += not final
+        elif not np.isfinite(x).all():
+            self.stats.bad_buffers += 1
+            self._buf_start += self._buf.size + x.size
+            self._buf = np.zeros(0, np.complex64)
+            return []
+        else:
+            self._buf = np.concatenate([self._buf, x.astype(np.complex64, copy=False)])
+        frames, keep_from = self._process(final)
+        if final:
+            keep_from = self._buf.size
+        self._buf_start += keep_from
+        self._buf = self._buf[keep_from:]
+        return frames
+
+    def _process(self, final: bool) -> tuple[list[ReceivedFrame], int]:
+        cfg, buf = self.cfg, self._buf
+        n, d = cfg.fft_size, sync.DECIMATION
+        pre_len = self.layout.preamble.length
+        frames: list[ReceivedFrame] = []
+        metric, corr = sync.schmidl_cox(buf, n // 2)
+        pos = 0
+        for c in sync.candidates(metric, self.rx_cfg.detection_threshold, cfg.symbol_length // d):
+            p = int(c) * d
+            if p < pos:
+                continue
+            try:
+                frame, end = self._decode(p, complex(corr[c]), final)
+            except _Wait:
+                return frames, max(p - 2 * cfg.cp_length - 2 * d, pos)
+            if frame is None:
+                continue
+            frames.append(frame)
+            pos = end
+        tail = pre_len + n + 4 * cfg.cp_length
+        return frames, max(pos, buf.size - tail, 0)
+
+    # ------------------------------------------------------------------ one frame
+    def _windows(self, starts: np.ndarray, cfo: float, ref: int) -> np.ndarray:
+        """CFO-corrected used subcarriers (S, U) of FFT windows at ``starts`` (buffer indices)."""
+        n = self.cfg.fft_size
+        spec = self.layout.grid.demodulate(self._buf, starts, cfo)
+        return spec * np.exp(-2j * np.pi * cfo * (np.asarray(starts) - ref) / n)[:, None]
+
+    def _decode(self, p: int, corr: complex, final: bool) -> tuple[ReceivedFrame | None, int]:
+        cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
+        buf, n, cp, gp = self._buf, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length
+        d = sync.DECIMATION
+        lo = p + n + gp - cp - 2 * d
+        hi = p + n + gp + cp + 2 * d
+        if lo < 0:
+            return None, 0
+        need = hi + cp + 2 * n + 1
+        if need > buf.size:
+            if final:
+                self.stats.truncated_frames += 1
+                return None, 0
+            raise _Wait
+        self.stats.candidates += 1
+        # fractional then integer CFO (timing is only coarse here: same offset in both windows)
+        cfo_frac = float(np.angle(corr)) / np.pi
+        seg_lo = max(p - cp - 2 * d, 0)
+        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo_frac, n, p - seg_lo)
+        sc_spec = np.fft.fft(seg[p - seg_lo:p - seg_lo + n])
+        lts_spec = np.fft.fft(seg[p - seg_lo + n + gp:p - seg_lo + 2 * n + gp])
+        cfo_int = sync.integer_cfo(sc_spec, lts_spec, lay.preamble, lay.grid.subcarriers,
+                                   rxc.max_cfo_subcarriers)
+        cfo = cfo_frac + cfo_int
+        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
+        w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
+                                                 hi - seg_lo, cp)
+        if fraction < rxc.verify_threshold:
+            self.stats.rejected_candidates += 1
+            return None, 0
+        cfo += sync.residual_cfo(seg, w, n)
+        w += seg_lo
+        first += seg_lo
+        self.stats.frames_found += 1
+        start_rel = first - lay.preamble.lts1_offset
+        start = self._buf_start + start_rel
+
+        # channel, noise, delay window, SNR, delay spread from the long training symbols
+        g = lay.grid
+        y = self._windows(np.array([w, w + n]), cfo, w)
+        x_lts = lay.preamble.lts_values
+        h_ls, diff_e = ls_estimate(y[0], y[1], x_lts)
+        n0 = diff_e / h_ls.size
+        extent = self.ds.extent(h_ls, n0 / 2)
+        delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
+        proj = self.estimator.projection(delays)
+        noise_e, dof = preamble_noise(h_ls, diff_e, proj)
+        n0 = noise_e / dof
+        sig = signal_power(h_ls, proj, n0)
+        a = self.estimator.filter_matrix(rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
+        h = a @ h_ls
+        ds_s = self.ds.coherence(h_ls, n0 / 2)
+        cfo_hz = cfo * cfg.subcarrier_spacing_hz
+
+        def report(status: str, header=None, symbols=None, noise_var=None, snr=None, end=None):
+            frame = ReceivedFrame(start=start, crc_ok=header is not None, status=status, header=header,
+                                  symbols=symbols, noise_var=noise_var,
+                                  snr_db=snr_db(sig, n0) if snr is None else snr, noise_power=n0,
+                                  delay_spread_s=ds_s, cfo_hz=cfo_hz,
+                                  clipped=self._clipped(max(start_rel, 0), end or w + 2 * n),
+                                  detection_metric=fraction, channel=h, channel_ls=h_ls)
+            self.stats.clipped_frames += frame.clipped
+            return frame
+
+        # header
+        sl = cfg.symbol_length
+        nh = lay.header.num_symbols
+        first_sym = w + 2 * n + cp
+        hdr_end = first_sym + nh * sl - cp
+        if hdr_end > buf.size:
+            if final:
+                self.stats.truncated_frames += 1
+                return report("truncated"), buf.size
+            raise _Wait
+        yh = self._windows(first_sym + sl * np.arange(nh), cfo, w)
+        xp_h = g.pilots(0, nh)
+        phase = track_phase(yh[:, g.pilot_idx], h[g.pilot_idx], xp_h, self._pilot_sc)
+        hh = apply_phase(h, phase, g.subcarriers)
+        soft = (np.conj(hh[:, g.data_idx]) * yh[:, g.data_idx]).real.reshape(-1)
+        bits = lay.header.decode(soft)
+        header = FrameHeader.from_bits(bits)
+        if header is None:
+            self.stats.header_crc_failures += 1
+            return report("header_crc", end=hdr_end), hdr_end
+        if header.numerology_id != cfg.numerology_id:
+            self.stats.numerology_mismatches += 1
+            return report("numerology_mismatch", header=header, end=hdr_end), hdr_end
+        if header.payload_len > cfg.max_payload_symbols:
+            self.stats.bad_lengths += 1
+            return report("bad_length", header=header, end=hdr_end), hdr_end
+
+        # payload
+        npay = lay.payload_symbols(header.payload_len)
+        end = hdr_end + npay * sl
+        if end > buf.size:
+            if final:
+                self.stats.truncated_frames += 1
+                return report("truncated", header=header), buf.size
+            raise _Wait
+        yp = self._windows(first_sym + sl * np.arange(nh, nh + npay), cfo, w)
+        yall = np.concatenate([yh, yp])
+        xp = g.pilots(0, nh + npay)
+        phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc)
+        hall = apply_phase(h, phase, g.subcarriers)
+        # effective noise from known resource elements: pilots and the (now known) header data
+        x_hdr = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)
+        res_p = yall[:, g.pilot_idx] - hall[:, g.pilot_idx] * xp
+        res_h = yh[:, g.data_idx] - hall[:nh, g.data_idx] * x_hdr
+        known = float(np.vdot(res_p, res_p).real + np.vdot(res_h, res_h).real)
+        count = res_p.size + res_h.size
+        n_eff = known / count
+        snr = None
+        if extent <= cp:  # no ISI expected: known residuals also measure N0
+            err = 0.5 * np.trace(a @ a.conj().T).real / h.size  # estimation error / N0
+            snr = snr_db(sig, (noise_e + known / (1 + err)) / (dof + count))
+        xhat, mse = mmse_equalize(yp[:, g.data_idx], hall[nh:, g.data_idx], n_eff)
+        length = header.payload_len
+        self.stats.frames_ok += 1
+        return report("ok", header=header, symbols=xhat.reshape(-1)[:length].astype(np.complex64),
+                      noise_var=mse.reshape(-1)[:length].astype(np.float32), snr=snr, end=end), end
+
+    def _clipped(self, lo: int, hi: int) -> bool:
+        """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""
+        seg = self._buf[lo:hi]
+        if seg.size == 0:
+            return False
+        mag = np.maximum(np.abs(seg.real), np.abs(seg.imag))
+        peak = mag.max()
+        count = int(np.count_nonzero(mag >= peak * (1 - 1e-6)))
+        return count > max(3, self.rx_cfg.clip_fraction * seg.size)
