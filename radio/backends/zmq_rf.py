@@ -1,0 +1,371 @@
+"""ZeroMQ virtual RF in the manner of srsRAN's ZMQ radio: sample streams over sockets instead of antennas.
+
+Each direction of a link is one REQ/REP pair. The side that *transmits* binds a REP socket
+(:class:`SampleServer`) and answers requests with the samples it has queued; the side that *receives*
+connects a REQ socket (:class:`SampleClient`) and asks for at most N samples at a time. Because the
+receiver's requests pace the transmitter, the pair runs lock-step as fast as the CPUs allow, loses
+nothing, and the received stream is bit-identical to the transmitted one, run after run.
+
+Wire format: request = ``<Q`` (most samples wanted); reply = two frames, ``<QQ`` (index of the first
+sample in the stream, sample count) and the samples as little-endian complex64. Time is the sample
+index: ``transmit(iq, at_sample=t)`` leaves a gap of zeros up to ``t``; a receiver that finds a jump in
+the indices (a peer restarted mid-request) fills it with zeros and counts it.
+
+A channel emulator runs as its own process between two ports with :class:`ZmqChannelRelay`::
+
+    edge  ZmqRfBackend(tx_endpoint="tcp://127.0.0.1:2000")    binds, serves TX samples
+    chan  ZmqChannelRelay("tcp://127.0.0.1:2000", "tcp://127.0.0.1:2001", fn)
+    user  ZmqRfBackend(rx_endpoint="tcp://127.0.0.1:2001")    connects, requests RX samples
+
+The relay pulls one transmitted burst at a time (never splitting a burst below ``max_chunk_samples``),
+applies ``fn(burst) -> received burst``, and serves the result. If a peer goes away, the waiting side
+raises :class:`~radio.backends.base.PeerTimeout` after ``timeout_s``.
+"""
+from __future__ import annotations
+
+import collections
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from common.tomlconfig import ConfigError, TomlConfig
+from radio.backends.base import BackendError, PeerTimeout, RadioBackend, as_iq, check_num_samples
+
+_REQUEST = struct.Struct("<Q")
+_HEADER = struct.Struct("<QQ")
+MAX_CHUNK_SAMPLES = 3_072_000
+"""Largest reply, as srsRAN (10 subframes at 20 MHz); 24.6 MB of complex64."""
+
+
+class SampleServer:
+    """REP socket that hands out a queued sample stream on request (the transmitting side).
+
+    Args:
+        endpoint: address to bind.
+        timeout_s: how long :meth:`flush` waits for a request before :class:`PeerTimeout`.
+    """
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
+                 context: zmq.Context | None = None) -> None:
+        self._sock = (context or zmq.Context.instance()).socket(zmq.REP)
+        self._sock.linger = 0
+        self._sock.sndtimeo = int(timeout_s * 1000)
+        self._sock.bind(endpoint)
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.max_chunk_samples = max_chunk_samples
+        self._queue: collections.deque[np.ndarray] = collections.deque()
+        self.time_samples = 0       # stream index after the last queued sample
+        self.sent_samples = 0       # stream index after the last sample handed out
+        self.gap_samples = 0        # zeros inserted for at_sample gaps
+        self.dropped_samples = 0    # queued samples dropped because nobody asked for them in time
+
+    @property
+    def pending(self) -> int:
+        return self.time_samples - self.sent_samples
+
+    def queue(self, iq: np.ndarray, at_sample: int | None = None) -> int:
+        """Append a burst (starting at stream index ``at_sample``, zeros before it); returns its index."""
+        iq = as_iq(iq)
+        if at_sample is not None:
+            if at_sample < self.time_samples:
+                raise BackendError(f"burst at sample {at_sample} is late: the stream is already at {self.time_samples}")
+            gap = at_sample - self.time_samples
+            if gap:
+                self._queue.append(np.zeros(gap, np.complex64))
+                self.time_samples += gap
+                self.gap_samples += gap
+        start = self.time_samples
+        self._queue.append(iq)
+        self.time_samples += iq.size
+        return start
+
+    def wait_request(self, timeout_s: float) -> int | None:
+        """Wait for one request; returns the samples wanted, or None if none came within ``timeout_s``."""
+        if not self._sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            return None
+        msg = self._sock.recv()
+        if len(msg) != _REQUEST.size:
+            self._sock.send_multipart([_HEADER.pack(self.sent_samples, 0), b""])
+            raise BackendError(f"{self.endpoint}: malformed sample request of {len(msg)} bytes")
+        return max(1, min(_REQUEST.unpack(msg)[0], self.max_chunk_samples))
+
+    def reply(self, wanted: int) -> int:
+        """Answer the request just received with up to ``wanted`` samples of the head burst."""
+        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
+        chunk, rest = head[:wanted], head[wanted:]
+        if self._queue:
+            if rest.size:
+                self._queue[0] = rest
+            else:
+                self._queue.popleft()
+        try:
+            self._sock.send_multipart([_HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
+        except zmq.Again as exc:
+            raise PeerTimeout(f"{self.endpoint}: could not reply within {self.timeout_s} s") from exc
+        self.sent_samples += chunk.size
+        return chunk.size
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Serve requests until everything queued has been handed out.
+
+        Raises :class:`PeerTimeout` if no request arrives within ``timeout_s``; the samples not yet
+        handed out are dropped (the stream continues as if they had never been queued).
+        """
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        while self.pending:
+            wanted = self.wait_request(timeout_s)
+            if wanted is None:
+                self.dropped_samples += self.pending
+                self._queue.clear()
+                self.time_samples = self.sent_samples
+                raise PeerTimeout(f"{self.endpoint}: no receiver asked for samples within {timeout_s} s "
+                                  "(is the channel/user process running?)")
+            self.reply(wanted)
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+class SampleClient:
+    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side)."""
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, context: zmq.Context | None = None) -> None:
+        self._sock = (context or zmq.Context.instance()).socket(zmq.REQ)
+        self._sock.linger = 0
+        self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
+        self._sock.setsockopt(zmq.REQ_RELAXED, 1)     # may ask again after a timeout ...
+        self._sock.setsockopt(zmq.REQ_CORRELATE, 1)   # ... and late replies to the old request are dropped
+        self._sock.connect(endpoint)
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.time_samples: int | None = None   # stream index of the next sample expected from the wire
+        self.gap_samples = 0
+        self._leftover = np.zeros(0, np.complex64)
+
+    def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
+        """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
+
+        A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
+        """
+        try:
+            self._sock.send(_REQUEST.pack(max_samples))
+            header, payload = self._sock.recv_multipart()
+        except zmq.Again as exc:
+            raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
+                              "(is the transmitting/channel process running?)") from exc
+        except ValueError as exc:
+            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair") from exc
+        if len(header) != _HEADER.size:
+            raise BackendError(f"{self.endpoint}: malformed reply header of {len(header)} bytes")
+        start, count = _HEADER.unpack(header)
+        if len(payload) != 8 * count:
+            raise BackendError(f"{self.endpoint}: reply announces {count} samples but carries {len(payload)} bytes")
+        samples = np.frombuffer(payload, dtype="<c8").astype(np.complex64)
+        if self.time_samples is None:
+            self.time_samples = start
+        if start < self.time_samples:
+            raise BackendError(f"{self.endpoint}: stream went back from sample {self.time_samples} to {start}")
+        gap = start - self.time_samples
+        if gap:
+            self.gap_samples += gap
+            samples = np.concatenate([np.zeros(gap, np.complex64), samples])
+        first = self.time_samples
+        self.time_samples += samples.size
+        return first, samples
+
+    def receive(self, num_samples: int) -> np.ndarray:
+        """Exactly ``num_samples`` samples (several requests if needed; a surplus from a gap fill is kept).
+
+        Raises :class:`PeerTimeout` when no sample arrives for ``timeout_s``.
+        """
+        parts, have = [self._leftover], self._leftover.size
+        deadline = time.monotonic() + self.timeout_s
+        while have < num_samples:
+            _, chunk = self.fetch(num_samples - have)
+            if chunk.size:
+                deadline = time.monotonic() + self.timeout_s
+            elif time.monotonic() > deadline:
+                raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s")
+            parts.append(chunk)
+            have += chunk.size
+        out = np.concatenate(parts)
+        self._leftover = out[num_samples:]
+        return out[:num_samples]
+
+    @property
+    def next_sample_index(self) -> int | None:
+        """Stream index of the next sample :meth:`receive` returns (None before the first reply)."""
+        return None if self.time_samples is None else self.time_samples - self._leftover.size
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+@dataclass
+class ZmqRfConfig(TomlConfig):
+    """One node's virtual radio.
+
+    Attributes:
+        tx_endpoint: where this node serves its TX samples (binds); empty = no TX.
+        rx_endpoint: where this node requests its RX samples (connects); empty = no RX.
+        sample_rate_hz, center_frequency_hz: recorded as the radio's settings (no effect on samples).
+        timeout_s: how long to wait for the peer before :class:`PeerTimeout`.
+        max_chunk_samples: largest message.
+    """
+
+    tx_endpoint: str = ""
+    rx_endpoint: str = ""
+    sample_rate_hz: float = 3.84e6
+    center_frequency_hz: float = 915e6
+    timeout_s: float = 2.0
+    max_chunk_samples: int = MAX_CHUNK_SAMPLES
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("tx_endpoint", "rx_endpoint"):
+            value = getattr(self, name)
+            if value and not value.startswith(("tcp://", "ipc://", "inproc://")):
+                raise ConfigError(f"{name} must be a ZeroMQ address (tcp://, ipc://, inproc://), got {value!r}")
+        if not self.tx_endpoint and not self.rx_endpoint:
+            raise ConfigError("a ZMQ radio needs a tx_endpoint, an rx_endpoint or both")
+        if self.sample_rate_hz <= 0 or self.timeout_s <= 0 or self.max_chunk_samples < 1:
+            raise ConfigError("sample_rate_hz, timeout_s and max_chunk_samples must be positive")
+
+
+class ZmqRfBackend(RadioBackend):
+    """A node's radio over ZeroMQ: ``transmit`` serves bursts on ``tx_endpoint`` (blocking until a
+    receiver has taken them all), ``receive`` requests samples from ``rx_endpoint``."""
+
+    device = "zmq"
+
+    def __init__(self, cfg: ZmqRfConfig, *, context: zmq.Context | None = None) -> None:
+        self.cfg = cfg
+        self._tx = SampleServer(cfg.tx_endpoint, timeout_s=cfg.timeout_s, max_chunk_samples=cfg.max_chunk_samples,
+                                context=context) if cfg.tx_endpoint else None
+        self._rx = SampleClient(cfg.rx_endpoint, timeout_s=cfg.timeout_s, context=context) if cfg.rx_endpoint else None
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.cfg.sample_rate_hz
+
+    @property
+    def center_frequency_hz(self) -> float:
+        return self.cfg.center_frequency_hz
+
+    @property
+    def tx_time_samples(self) -> int:
+        """Stream index after the last transmitted sample."""
+        return self._tx.time_samples if self._tx else 0
+
+    @property
+    def rx_time_samples(self) -> int | None:
+        """Stream index of the next sample :meth:`receive` returns (None before the first)."""
+        return self._rx.next_sample_index if self._rx else None
+
+    def transmit(self, iq: np.ndarray, at_sample: int | None = None) -> None:
+        """Send a burst at stream index ``at_sample`` (default: right after the previous one)."""
+        if self._tx is None:
+            raise BackendError("this ZMQ radio has no tx_endpoint")
+        self._tx.queue(iq, at_sample)
+        self._tx.flush()
+
+    def receive(self, num_samples: int) -> np.ndarray:
+        if self._rx is None:
+            raise BackendError("this ZMQ radio has no rx_endpoint")
+        return self._rx.receive(check_num_samples(num_samples))
+
+    @property
+    def counters(self) -> dict[str, int]:
+        out = {}
+        if self._tx:
+            out.update(tx_samples=self._tx.sent_samples, tx_gap_samples=self._tx.gap_samples,
+                       tx_dropped_samples=self._tx.dropped_samples)
+        if self._rx:
+            out.update(rx_gap_samples=self._rx.gap_samples)
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "tx_endpoint": self.cfg.tx_endpoint, "rx_endpoint": self.cfg.rx_endpoint}
+
+    def close(self) -> None:
+        for end in (self._tx, self._rx):
+            if end is not None:
+                end.close()
+
+
+class ZmqChannelRelay:
+    """The channel node's plumbing: pull TX bursts from ``upstream``, apply ``fn``, serve on ``downstream``.
+
+    Args:
+        upstream: the transmitter's ``tx_endpoint`` (connects).
+        downstream: the address the receiver's ``rx_endpoint`` points at (binds).
+        fn: maps one transmitted burst (complex64, (N,)) to the received samples (complex64, (M,)).
+        timeout_s: how long to wait for the transmitter once a receiver asked.
+    """
+
+    def __init__(self, upstream: str, downstream: str, fn: Callable[[np.ndarray], np.ndarray], *,
+                 timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
+                 context: zmq.Context | None = None) -> None:
+        self.fn = fn
+        self.timeout_s = timeout_s
+        self.max_chunk_samples = max_chunk_samples
+        self._up = SampleClient(upstream, timeout_s=timeout_s, context=context)
+        self._down = SampleServer(downstream, timeout_s=timeout_s, max_chunk_samples=max_chunk_samples,
+                                  context=context)
+        self.bursts = 0
+
+    def serve_once(self, timeout_s: float | None = None) -> bool:
+        """Answer one receiver request (pulling and converting a burst if none is pending).
+
+        Returns False if no request came within ``timeout_s``; raises :class:`PeerTimeout` if the
+        transmitter does not answer.
+        """
+        wanted = self._down.wait_request(self.timeout_s if timeout_s is None else timeout_s)
+        if wanted is None:
+            return False
+        if not self._down.pending:
+            try:
+                _, burst = self._up.fetch(self.max_chunk_samples)
+            except PeerTimeout:
+                self._down.reply(0)     # let the receiver's REQ go on; it will ask again
+                raise
+            out = np.asarray(self.fn(burst))
+            if out.ndim != 1 or not np.iscomplexobj(out):
+                raise BackendError(f"channel function must return a 1-D complex array, got {out.dtype} {out.shape}")
+            if out.size:
+                self._down.queue(out.astype(np.complex64, copy=False))
+            self.bursts += 1
+        self._down.reply(wanted)
+        return True
+
+    def run(self, stop: threading.Event | None = None, idle_timeout_s: float | None = None) -> None:
+        """Serve until ``stop`` is set; :class:`PeerTimeout` if no receiver asks for ``idle_timeout_s``."""
+        last = time.monotonic()
+        while stop is None or not stop.is_set():
+            if self.serve_once(0.05):
+                last = time.monotonic()
+            elif idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                raise PeerTimeout(f"{self._down.endpoint}: no receiver asked for samples for {idle_timeout_s} s")
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {"bursts": self.bursts, "samples_in": self._up.time_samples or 0,
+                "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples}
+
+    def close(self) -> None:
+        self._up.close()
+        self._down.close()
+
+    def __enter__(self) -> ZmqChannelRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
