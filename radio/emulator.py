@@ -16,7 +16,9 @@ Signal chain of one call (each impairment only when switched on in :class:`radio
    samples (overlap-add).
 3. Sample-clock offset (resampling), then the random number of leading noise-only samples.
 4. CFO and phase noise (RX LO), then complex white Gaussian noise of variance
-   ``noise_var = (num_used_subcarriers / fft_size) / 10^(snr_db / 10)`` per sample.
+   ``noise_var = (fft_size / num_used_subcarriers) / 10^(snr_db / 10)`` per sample: a unit-power OFDM
+   signal puts ``Es = fft_size / num_used_subcarriers`` on each used subcarrier (unitary FFT) and the
+   noise ``noise_var`` on each bin, so the per-used-subcarrier Es/N0 is ``10^(snr_db / 10)``.
 5. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (fixed gain set from the nominal
    received power).
 
@@ -158,7 +160,8 @@ class Emulator:
         self.model = ChannelModel(c.profile, sample_rate_hz=cfg.sample_rate_hz, delay_spread_s=c.delay_spread_s,
                                   carrier_frequency_hz=c.carrier_frequency_hz, min_speed_mps=c.min_speed_mps,
                                   max_speed_mps=c.max_speed_mps)
-        self.noise_var = cfg.num_used_subcarriers / cfg.fft_size / 10 ** (c.snr_db / 10)
+        # per-used-subcarrier Es/N0 = time-domain SNR × fft_size / num_used_subcarriers (unit-power TX)
+        self.noise_var = cfg.fft_size / cfg.num_used_subcarriers / 10 ** (c.snr_db / 10)
         self._seeds = np.random.SeedSequence(c.seed)
         self._used_freqs_hz = used_subcarriers(cfg) * cfg.subcarrier_spacing_hz
 

@@ -44,16 +44,26 @@ def test_emulator_leaves_torch_global_rng_alone() -> None:
     np.testing.assert_array_equal(torch.rand(3), expected)
 
 
-def test_noise_variance_follows_the_snr_definition() -> None:
-    """noise var per sample = N_used / N_fft / 10^(snr/10); measured on AWGN with a unit-power input."""
-    x = _ofdm_like(200_000)
+def test_noise_follows_the_snr_definition() -> None:
+    """SNR = per-used-subcarrier Es/N0 = time-domain SNR × N_fft / N_used, measured on the FFT bins of a
+    unit-power OFDM signal through AWGN."""
+    n, u = CFG.fft_size, CFG.num_used_subcarriers
+    rng = np.random.default_rng(5)
+    num_symbols = 2000
+    grid = np.zeros((num_symbols, n), np.complex128)
+    bins = used_subcarriers(CFG) % n
+    grid[:, bins] = (rng.standard_normal((num_symbols, u)) + 1j * rng.standard_normal((num_symbols, u))) / np.sqrt(2)
+    x = (np.fft.ifft(grid, norm="ortho") * np.sqrt(n / u)).ravel().astype(np.complex64)  # unit time power
+    assert np.mean(np.abs(x) ** 2) == pytest.approx(1.0, rel=0.01)
     ch = radio.Emulator(CFG, profile="AWGN", snr_db=7.0, seed=2)
     rx, truth = ch(x)
-    expected = CFG.num_used_subcarriers / CFG.fft_size / 10 ** 0.7
-    assert truth.noise_var == pytest.approx(expected)
-    measured = np.mean(np.abs(rx - x) ** 2)
-    assert measured == pytest.approx(expected, rel=5 * np.sqrt(1 / len(x)) * 1.5)
+    assert truth.noise_var == pytest.approx(n / u / 10 ** 0.7)
     assert truth.snr_db == pytest.approx(7.0) and truth.start == 0
+    y = np.fft.fft(rx.reshape(num_symbols, n), norm="ortho")
+    x_f = np.fft.fft(x.reshape(num_symbols, n), norm="ortho")
+    es = np.mean(np.abs(x_f[:, bins]) ** 2)
+    n0 = np.mean(np.abs(y[:, bins] - x_f[:, bins]) ** 2)
+    assert 10 * np.log10(es / n0) == pytest.approx(7.0, abs=0.05)  # 192 000 bins: 0.01 dB standard error
 
 
 @pytest.mark.parametrize("profile", ["TDL-A", "TDL-E", "Rayleigh"])
