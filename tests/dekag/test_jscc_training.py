@@ -30,7 +30,7 @@ def test_channel_shapes_gradient_and_estimated_noise(channel):
     y.real.sum().backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
     err = float((y - x).detach().abs().square().mean())
-    assert 0.3 < err / float(no_eff.mean()) < 3.0  # reported effective noise matches the actual error
+    assert 0.3 < err / float(no_eff.detach().mean()) < 3.0  # reported effective noise matches the actual error
 
 
 def test_perfect_csi_beats_ls_and_snr_matters(channel):
