@@ -19,8 +19,8 @@ Signal chain of one call (each impairment only when switched on in :class:`radio
    ``noise_var = (fft_size / num_used_subcarriers) / 10^(snr_db / 10)`` per sample: a unit-power OFDM
    signal puts ``Es = fft_size / num_used_subcarriers`` on each used subcarrier (unitary FFT) and the
    noise ``noise_var`` on each bin, so the per-used-subcarrier Es/N0 is ``10^(snr_db / 10)``.
-5. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (fixed gain set from the nominal
-   received power).
+5. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (gain set from this realisation's
+   received power, as a slow AGC would).
 
 Each call draws a new, independent channel realisation; an emulator built with the same seed reproduces
 the same sequence of calls exactly. Sionna (slow to import, ~5 s) is imported when the first Emulator is built.
@@ -207,8 +207,9 @@ class Emulator:
             dc_power = 10 ** (imp.dc_offset_dbc / 10) * (1.0 + self.noise_var)
             y = y + np.complex64(math.sqrt(dc_power) * np.exp(2j * np.pi * rng.random()))
         if imp.quantization:
-            y, adc_clipped = quantize(y, imp.quantization_bits, imp.adc_backoff_db,
-                                      reference_power=1.0 + self.noise_var + dc_power)
+            # an ideal slow AGC: the gain follows this realisation's received power
+            rx_power = float(np.mean(np.sum(np.abs(realisation.taps) ** 2, axis=1))) + self.noise_var + dc_power
+            y, adc_clipped = quantize(y, imp.quantization_bits, imp.adc_backoff_db, reference_power=rx_power)
 
         gain = float(np.mean(np.abs(realisation.frequency_response(self._used_freqs_hz, fs)) ** 2))
         truth = ChannelTruth(

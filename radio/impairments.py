@@ -41,9 +41,10 @@ class Impairments(TomlConfig):
         dc_offset: DC offset on; ``dc_offset_dbc`` relative to the nominal received power.
         iq_imbalance: RX IQ imbalance on; amplitude ``iq_amplitude_db`` and phase ``iq_phase_deg``.
         phase_noise: Wiener phase noise on; ``phase_noise_linewidth_hz`` (3-dB linewidth of the LO).
-        quantization: DAC and ADC quantisation with saturation on; ``quantization_bits``; ``dac_backoff_db``
-            and ``adc_backoff_db``: nominal per-rail power below full scale (a gain setting; small or
-            negative values provoke saturation).
+        quantization: DAC and ADC quantisation with saturation on; ``quantization_bits``; ``dac_backoff_db``:
+            unit TX power per rail below full scale; ``adc_backoff_db``: the call's received power (signal
+            through this channel realisation + noise + DC, i.e. an ideal slow AGC) per rail below full scale.
+            Small or negative values provoke saturation.
     """
 
     cfo: bool = False
@@ -61,8 +62,8 @@ class Impairments(TomlConfig):
     phase_noise_linewidth_hz: float = 10.0
     quantization: bool = False
     quantization_bits: int = 12
-    dac_backoff_db: float = 12.0
-    adc_backoff_db: float = 12.0
+    dac_backoff_db: float = 20.0  # the default frame's rail peak-to-RMS is 19.6 dB (preamble)
+    adc_backoff_db: float = 20.0
 
     def __post_init__(self) -> None:
         self.validate()
