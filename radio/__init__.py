@@ -15,3 +15,5 @@ from radio.transmitter import Transmitter
 
 __all__ = ["BadInputError", "ConfigurationError", "FrameConfig", "FrameHeader", "RadioError",
            "ReceivedFrame", "Receiver", "ReceiverConfig", "ReceiverStats", "Transmitter"]
+from radio.emulator import ChannelTruth, Emulator, EmulatorConfig, EmulatorInputError, Impairments  # emulator
+__all__ += ["ChannelTruth", "Emulator", "EmulatorConfig", "EmulatorInputError", "Impairments"]
