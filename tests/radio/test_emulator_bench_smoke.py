@@ -17,3 +17,17 @@ def test_emulator_throughput_bench_smoke(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["smoke"] and len(rows) == 3 and "git_revision" in report
     assert all(r["emulator_msps"] > 0 for r in rows) and rows[0]["sionna_timechannel_b1_msps"] > 0
+
+
+def test_estimator_grid_bench_smoke(tmp_path: Path) -> None:
+    path = BENCH.parent / "estimator_grid.py"
+    spec = importlib.util.spec_from_file_location("estimator_grid", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "eg.json"
+    rows = module.main(["--smoke", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert len(rows) == 2 and len(report["rows"]) == 2 and out.with_suffix(".jsonl").read_text().count("\n") == 2
+    for r in rows:
+        assert 0 <= r["detection_rate"] <= 1 and r["frames"] == 4
+        assert r["detection_rate"] == 0 or r["nmse_db"] is not None
