@@ -81,35 +81,33 @@ def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarr
     return h, 0.5 * float(np.vdot(d, d).real)
 
 
-def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarray,
+                symbol_times: np.ndarray, max_beta: float) -> np.ndarray:
     """Per-symbol common phase error and phase slope across subcarriers from pilots.
 
-    Residual CFO and phase noise rotate a whole symbol (common phase); sample-clock offset and
-    timing drift add a phase slope that grows with the symbol index. The slope is fitted with a
-    straight line over the frame's symbols (≥ 3), the common phase per symbol.
+    Residual CFO and phase noise rotate a whole symbol (common phase, estimated per symbol).
+    Sample-clock offset makes the FFT window drift: a phase slope across subcarriers that grows
+    linearly from zero at the training symbols, ``slope_n = β · t_n``; β is one least-squares
+    fit over all symbols of the frame, clipped to ``± max_beta`` (the largest clock offset
+    expected), so noise at low SNR cannot turn into a large slope.
 
     Args:
         y: received pilots, shape (S, P).
-        h: channel at the pilot subcarriers, shape (P,).
+        h: channel at the pilot subcarriers (from the training symbols), shape (P,).
         x: transmitted pilots, shape (S, P).
         positions: signed subcarrier index of each pilot, shape (P,).
+        symbol_times: time of each symbol since the channel was estimated (symbols), shape (S,).
+        max_beta: bound on β, rad per subcarrier per symbol time.
 
     Returns:
-        phase correction, shape (S, U_positions-callable): a function of subcarrier index is not
-        needed; returns (common, slope) with common (S,) rad and slope (S,) rad per subcarrier.
+        array (2, S): common phase (rad) and slope (rad per subcarrier) of each symbol.
     """
     z = y * np.conj(h[None, :] * x)
-    step = np.diff(positions)
-    adj = (z[:, 1:] * np.conj(z[:, :-1]))
-    slope_raw = np.angle(adj.sum(axis=1)) / float(np.median(step))
-    s = z.shape[0]
-    if s >= 3:
-        weight = np.abs(adj).sum(axis=1)
-        t = np.arange(s)
-        coeffs = np.polyfit(t, slope_raw, 1, w=np.sqrt(weight + 1e-30))
-        slope = np.polyval(coeffs, t)
-    else:
-        slope = slope_raw
+    adj = (z[:, 1:] * np.conj(z[:, :-1])).sum(axis=1)
+    raw = np.angle(adj) / float(np.mean(np.diff(positions)))
+    weight = np.abs(adj) * symbol_times ** 2
+    beta = float(np.clip((weight * raw / symbol_times).sum() / max(weight.sum(), 1e-30), -max_beta, max_beta))
+    slope = beta * symbol_times
     common = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
     return np.stack([common, slope])
 

@@ -43,7 +43,7 @@ class FrameConfig(TomlConfig):
     numerology_id: int = 0
     pilot_spacing: int = 6
     preamble_cp_length: int = 64
-    header_repetition: int = 4
+    header_repetition: int = 8
     max_payload_symbols: int = 2**20 - 1
 
     def __post_init__(self) -> None:
@@ -98,8 +98,7 @@ class ReceiverConfig(TomlConfig):
         verify_threshold: fraction (0..1) of the received long-training energy that the
             matched-filter channel window must hold for a candidate to be accepted as a frame.
         max_cfo_subcarriers: integer CFO search range, in subcarrier spacings (± this).
-        timing_backoff: FFT windows start this many samples into the cyclic prefix (margin for
-            timing error and sample-clock drift).
+        max_clock_offset_ppm: largest sample-clock offset tracked (bounds the pilot phase slope).
         clip_fraction: a frame with more than this fraction of samples at the buffer's peak
             magnitude (|I| or |Q|) is flagged ``clipped`` (saturated ADC).
     """
@@ -108,7 +107,7 @@ class ReceiverConfig(TomlConfig):
     detection_threshold: float = 0.08
     verify_threshold: float = 0.2
     max_cfo_subcarriers: int = 4
-    timing_backoff: int = 3
+    max_clock_offset_ppm: float = 100.0
     clip_fraction: float = 1e-3
 
     def __post_init__(self) -> None:
@@ -122,7 +121,7 @@ class ReceiverConfig(TomlConfig):
                 raise ConfigError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if not 0 <= self.max_cfo_subcarriers <= 16:
             raise ConfigError(f"max_cfo_subcarriers must be in [0, 16], got {self.max_cfo_subcarriers}")
-        if not 0 <= self.timing_backoff <= 8:
-            raise ConfigError(f"timing_backoff must be in [0, 8], got {self.timing_backoff}")
+        if not 0 <= self.max_clock_offset_ppm <= 1000:
+            raise ConfigError(f"max_clock_offset_ppm must be in [0, 1000], got {self.max_clock_offset_ppm}")
         if not 0 < self.clip_fraction < 1:
             raise ConfigError(f"clip_fraction must be in (0, 1), got {self.clip_fraction}")

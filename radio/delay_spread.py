@@ -93,7 +93,8 @@ class DelaySpreadEstimator:
         return float(tau) / self.fs
 
     def extent(self, h: np.ndarray, noise: float) -> int:
-        """Last delay (samples) whose |CIR|² is above the noise threshold (−1 if none)."""
+        """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
+        (−30 dB below the strongest tap); −1 if none."""
         p, floor = self.impulse_response_power(h, noise)
-        above = np.flatnonzero(p > 2 * _NOISE_THRESHOLD * floor)
+        above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 1e-3 * p.max()))
         return int(self.delays[above[-1]]) if above.size else -1

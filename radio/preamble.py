@@ -55,6 +55,13 @@ class Preamble:
         self.lts1_offset = cp + n + gp
         self.lts2_offset = self.lts1_offset + n
 
+    def matched_filter_energy(self, window: int) -> float:
+        """Largest energy of the LTS's cyclic autocorrelation over ``window`` + 1 consecutive lags
+        (what the timing window collects from a single noiseless unit path)."""
+        ac = np.abs(np.fft.ifft(np.abs(np.fft.fft(self.lts_time)) ** 2)) ** 2
+        ext = np.concatenate([ac, ac[:window]])
+        return float(np.convolve(ext, np.ones(window + 1), "valid").max())
+
     @property
     def length(self) -> int:
         return self.waveform.size

@@ -116,6 +116,10 @@ class Receiver:
         self.ds = DelaySpreadEstimator(g.subcarriers, self.cfg.fft_size, self.cfg.sample_rate_hz,
                                        self.cfg.preamble_cp_length)
         self._pilot_sc = g.subcarriers[g.pilot_idx]
+        self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
+        # phase slope per subcarrier per symbol at the largest expected sample-clock offset
+        self._max_beta = (2 * np.pi * self.rx_cfg.max_clock_offset_ppm * 1e-6
+                          * self.cfg.symbol_length / self.cfg.fft_size)
         self.reset()
 
     # ------------------------------------------------------------------ stream handling
@@ -206,7 +210,6 @@ class Receiver:
                 self.stats.truncated_frames += 1
                 return None, 0
             raise _Wait
-        self.stats.candidates += 1
         # fractional then integer CFO (timing is only coarse here: same offset in both windows)
         cfo_frac = float(np.angle(corr)) / np.pi
         seg_lo = max(p - cp - 2 * d, 0)
@@ -218,14 +221,14 @@ class Receiver:
         cfo = cfo_frac + cfo_int
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
-                                                 hi - seg_lo, cp)
+                                                 hi - seg_lo, cp, self._mf_energy)
         if fraction < rxc.verify_threshold:
+            self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
         cfo += sync.residual_cfo(seg, w, n)
         w += seg_lo
         first += seg_lo
-        self.stats.frames_found += 1
         start_rel = first - lay.preamble.lts1_offset
         start = self._buf_start + start_rel
 
@@ -253,6 +256,8 @@ class Receiver:
                                   delay_spread_s=ds_s, cfo_hz=cfo_hz,
                                   clipped=self._clipped(max(start_rel, 0), end or w + 2 * n),
                                   detection_metric=fraction, channel=h, channel_ls=h_ls)
+            self.stats.candidates += 1
+            self.stats.frames_found += 1
             self.stats.clipped_frames += frame.clipped
             return frame
 
@@ -268,7 +273,8 @@ class Receiver:
             raise _Wait
         yh = self._windows(first_sym + sl * np.arange(nh), cfo, w)
         xp_h = g.pilots(0, nh)
-        phase = track_phase(yh[:, g.pilot_idx], h[g.pilot_idx], xp_h, self._pilot_sc)
+        phase = track_phase(yh[:, g.pilot_idx], h[g.pilot_idx], xp_h, self._pilot_sc, 2.0 + np.arange(nh),
+                            self._max_beta)
         hh = apply_phase(h, phase, g.subcarriers)
         soft = (np.conj(hh[:, g.data_idx]) * yh[:, g.data_idx]).real.reshape(-1)
         bits = lay.header.decode(soft)
@@ -294,7 +300,8 @@ class Receiver:
         yp = self._windows(first_sym + sl * np.arange(nh, nh + npay), cfo, w)
         yall = np.concatenate([yh, yp])
         xp = g.pilots(0, nh + npay)
-        phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc)
+        phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
+                            2.0 + np.arange(nh + npay), self._max_beta)
         hall = apply_phase(h, phase, g.subcarriers)
         # effective noise from known resource elements: pilots and the (now known) header data
         x_hdr = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)

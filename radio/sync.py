@@ -86,8 +86,8 @@ def integer_cfo(sc_spec: np.ndarray, lts_spec: np.ndarray, pre: Preamble, subcar
     return int(shifts[np.argmax(metric)])
 
 
-def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, window: int
-                ) -> tuple[int, int, float, np.ndarray]:
+def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, window: int,
+                self_energy: float) -> tuple[int, int, float, np.ndarray]:
     """Fine timing on the LTS pair by matched filtering.
 
     Args:
@@ -96,6 +96,8 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
         lo, hi: candidate range for the first LTS body start (FFT window start).
         window: cyclic-prefix length: energy of the matched-filter taps in ``[w, w + window]`` is
             the ISI-free energy for an FFT window starting at w.
+        self_energy: the window energy of a noiseless unit path
+            (:meth:`radio.preamble.Preamble.matched_filter_energy`).
 
     Returns:
         (w, first_path, fraction, taps): the FFT window start in the middle of the plateau of
@@ -115,9 +117,10 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
     left = best - np.argmin(plateau[best::-1]) + 1 if not plateau[:best + 1].all() else 0
     right = best + np.argmin(plateau[best:]) - 1 if not plateau[best:].all() else energy.size - 1
     w = (left + right) // 2
-    rx = samples[lo + w:lo + w + 2 * n]
+    rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
     rx_energy = float(np.vdot(rx, rx).real)
-    fraction = energy[w] / max(2.0 * float(np.vdot(template, template).real) * rx_energy, 1e-30)
+    rx_energy *= 2 * n / (2 * n + window)
+    fraction = energy[w] * float(np.vdot(template, template).real) / max(2.0 * self_energy * rx_energy, 1e-30)
     return lo + w, lo + right, float(fraction), taps
 
 
