@@ -41,28 +41,32 @@ class ChannelEstimator:
         lam, v = np.linalg.eigh(r)
         return lam[::-1], v[:, ::-1]
 
-    def filter_matrix(self, method: str, delays: tuple[int, int], noise_ls: float) -> np.ndarray:
-        """U × U matrix A with ``H = A @ H_ls``.
+    def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
+        """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""
+        lam, v = self._basis(*delays)
+        vw = v[:, :delays[1] - delays[0]]
+        return vw @ (vw.conj().T @ h)
+
+    def filter(self, h_ls: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
+               ) -> tuple[np.ndarray, float]:
+        """Filtered channel ``A @ h_ls`` and the mean of diag(A Aᴴ) (noise kept per subcarriers).
 
         Args:
+            h_ls: LS channel, shape (U,).
             method: "ls", "dft" or "lmmse".
             delays: (first, last + 1) delay of the window, samples.
-            noise_ls: error variance of H_ls per subcarrier (LMMSE only), relative to the channel
-                power per subcarrier (i.e. 1/SNR of H_ls).
+            noise_ls: error variance of H_ls per subcarrier relative to the channel power per
+                subcarrier (1/SNR of H_ls; LMMSE only).
         """
-        u = self.k.size
+        u = h_ls.size
         if method == "ls":
-            return np.eye(u)
+            return h_ls, 1.0
         lam, v = self._basis(*delays)
-        rank = delays[1] - delays[0]
         if method == "dft":
-            vw = v[:, :rank]
-            return vw @ vw.conj().T
+            rank = delays[1] - delays[0]
+            return self.project(h_ls, delays), rank / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        return (v * gain) @ v.conj().T
-
-    def projection(self, delays: tuple[int, int]) -> np.ndarray:
-        return self.filter_matrix("dft", delays, 0.0)
+        return v @ (gain * (v.conj().T @ h_ls)), float(np.sum(gain ** 2)) / u
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -113,9 +117,21 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
 
 
 def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np.ndarray:
-    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S)."""
+    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S).
+
+    The slope grows linearly over symbols (``track_phase``), so ``exp(j·slope_n·k)`` is a running
+    product of one per-symbol step: one complex multiply per element instead of an ``exp``.
+    """
     common, slope = phase
-    return h[None, :] * np.exp(1j * (common[:, None] + slope[:, None] * subcarriers[None, :]))
+    step = slope[1] - slope[0] if slope.size > 1 else 0.0
+    dtype = h.dtype
+    steps = np.empty((slope.size, subcarriers.size), dtype)
+    steps[:] = np.exp(1j * step * subcarriers)
+    steps[0] = np.exp(1j * slope[0] * subcarriers)
+    rot = np.cumprod(steps, axis=0)
+    rot *= np.exp(1j * common).astype(dtype)[:, None]
+    rot *= h[None, :]
+    return rot
 
 
 def mmse_equalize(y: np.ndarray, h: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
@@ -125,5 +141,10 @@ def mmse_equalize(y: np.ndarray, h: np.ndarray, noise: float) -> tuple[np.ndarra
         (x_hat, mse): ``conj(h) y / (|h|² + N0)`` and its error variance ``N0 / (|h|² + N0)``.
     """
     g = h.real ** 2 + h.imag ** 2
-    denom = g + noise
-    return np.conj(h) * y / denom, noise / denom
+    g += noise
+    inv = 1.0 / g  # g now holds |h|² + N0
+    x = np.conj(h)
+    x *= y
+    x *= inv
+    inv *= noise
+    return x, inv

@@ -54,8 +54,8 @@ class FrameConfig(TomlConfig):
             raise ConfigError(f"sample_rate_hz must be positive, got {self.sample_rate_hz}")
         if self.fft_size < 16 or self.fft_size & (self.fft_size - 1):
             raise ConfigError(f"fft_size must be a power of two ≥ 16, got {self.fft_size}")
-        if not 0 < self.cp_length < self.fft_size:
-            raise ConfigError(f"cp_length must be in (0, fft_size), got {self.cp_length}")
+        if not 0 < self.cp_length < self.fft_size or self.cp_length % 8:
+            raise ConfigError(f"cp_length must be a multiple of 8 in (0, fft_size), got {self.cp_length}")
         if self.num_used_subcarriers % 4 or not 0 < self.num_used_subcarriers < self.fft_size - 8:
             raise ConfigError("num_used_subcarriers must be a multiple of 4 and leave ≥ 8 guard "
                               f"subcarriers, got {self.num_used_subcarriers}")
@@ -63,8 +63,8 @@ class FrameConfig(TomlConfig):
             raise ConfigError(f"numerology_id must fit 4 bits, got {self.numerology_id}")
         if not 2 <= self.pilot_spacing <= self.num_used_subcarriers // 4:
             raise ConfigError(f"pilot_spacing must be in [2, num_used_subcarriers/4], got {self.pilot_spacing}")
-        if not self.cp_length <= self.preamble_cp_length <= self.fft_size:
-            raise ConfigError("preamble_cp_length must be in [cp_length, fft_size], "
+        if not 2 * self.cp_length <= self.preamble_cp_length <= self.fft_size or self.preamble_cp_length % 8:
+            raise ConfigError("preamble_cp_length must be a multiple of 8 in [2 cp_length, fft_size], "
                               f"got {self.preamble_cp_length}")
         if not 1 <= self.header_repetition <= 16:
             raise ConfigError(f"header_repetition must be in [1, 16], got {self.header_repetition}")

@@ -19,6 +19,7 @@ random interference between unresolved paths. Estimates are clipped at 0.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 from scipy.signal.windows import kaiser
 
 _KAISER_BETA = 4.0
@@ -63,7 +64,7 @@ class DelaySpreadEstimator:
         """
         full = np.zeros(self.n, complex)
         full[self.k % self.n] = h * self.taper
-        c = np.fft.ifft(full)[self.delays % self.n]
+        c = scipy.fft.ifft(full)[self.delays % self.n]
         return c.real ** 2 + c.imag ** 2, noise * float((self.taper ** 2).sum()) / self.n ** 2
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:

@@ -9,6 +9,7 @@ per resource element equals the time-domain noise variance per sample.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from radio.config import FrameConfig
 
@@ -43,6 +44,8 @@ class ResourceGrid:
         self.data_idx = np.flatnonzero(~is_pilot)
         # Time scale that makes an OFDM symbol with unit-power resource elements unit power.
         self.scale = np.sqrt(n / u)
+        self._pilots = np.zeros((0, self.pilot_idx.size), complex)
+        self._filler = np.zeros(0, complex)
 
     @property
     def num_data(self) -> int:
@@ -51,14 +54,16 @@ class ResourceGrid:
 
     def pilots(self, first_symbol: int, num_symbols: int) -> np.ndarray:
         """Pilot values for symbols ``first_symbol..`` of the header+payload part, shape (S, P)."""
-        p = self.pilot_idx.size
-        seq = qpsk_sequence((first_symbol + num_symbols) * p, _PILOT_SEED)
-        return seq[first_symbol * p:].reshape(num_symbols, p)
+        end = first_symbol + num_symbols
+        if self._pilots.shape[0] < end:
+            self._pilots = qpsk_sequence(2 * end * self.pilot_idx.size, _PILOT_SEED).reshape(2 * end, -1)
+        return self._pilots[first_symbol:end]
 
-    @staticmethod
-    def filler(n: int) -> np.ndarray:
+    def filler(self, n: int) -> np.ndarray:
         """Known unit-power values that pad the last payload symbol (also usable as pilots)."""
-        return qpsk_sequence(n, _FILLER_SEED)
+        if self._filler.size < n:
+            self._filler = qpsk_sequence(max(n, 4 * self.num_data), _FILLER_SEED)
+        return self._filler[:n]
 
     def map(self, data: np.ndarray, pilots: np.ndarray) -> np.ndarray:
         """Place data (S, D) and pilots (S, P) into used subcarriers, shape (S, U)."""
@@ -73,7 +78,7 @@ class ResourceGrid:
         cp = self.cfg.cp_length if cp_length is None else cp_length
         full = np.zeros((grid.shape[0], n), np.complex128)
         full[:, self.used_bins] = grid
-        t = np.fft.ifft(full, axis=1, norm="ortho") * self.scale
+        t = scipy.fft.ifft(full, axis=1, norm="ortho") * self.scale
         return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
 
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0) -> np.ndarray:
@@ -87,6 +92,9 @@ class ResourceGrid:
         idx = np.asarray(starts)[:, None] + np.arange(n)[None, :]
         win = samples[idx]
         if cfo:
-            win = win * np.exp(-2j * np.pi * cfo * np.arange(n) / n)
-        spec = np.fft.fft(win, axis=1, norm="ortho")
-        return spec[:, self.used_bins] / self.scale
+            win = win * np.exp(-2j * np.pi * cfo * np.arange(n) / n).astype(win.dtype)
+        spec = scipy.fft.fft(win, axis=1, norm="ortho")
+        u2 = self.cfg.num_used_subcarriers // 2
+        used = np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]
+        used *= 1.0 / self.scale
+        return used

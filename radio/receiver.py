@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.fft
 
 from radio import sync
 from radio.channel_estimation import ChannelEstimator, apply_phase, ls_estimate, mmse_equalize, track_phase
@@ -172,7 +173,7 @@ class Receiver:
         n, d = cfg.fft_size, sync.DECIMATION
         pre_len = self.layout.preamble.length
         frames: list[ReceivedFrame] = []
-        metric, corr = sync.schmidl_cox(buf, n // 2)
+        metric, corr = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
         pos = 0
         for c in sync.candidates(metric, self.rx_cfg.detection_threshold, cfg.symbol_length // d):
             p = int(c) * d
@@ -194,7 +195,8 @@ class Receiver:
         """CFO-corrected used subcarriers (S, U) of FFT windows at ``starts`` (buffer indices)."""
         n = self.cfg.fft_size
         spec = self.layout.grid.demodulate(self._buf, starts, cfo)
-        return spec * np.exp(-2j * np.pi * cfo * (np.asarray(starts) - ref) / n)[:, None]
+        spec *= np.exp(-2j * np.pi * cfo * (np.asarray(starts) - ref) / n).astype(np.complex64)[:, None]
+        return spec
 
     def _decode(self, p: int, corr: complex, final: bool) -> tuple[ReceivedFrame | None, int]:
         cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
@@ -214,8 +216,8 @@ class Receiver:
         cfo_frac = float(np.angle(corr)) / np.pi
         seg_lo = max(p - cp - 2 * d, 0)
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo_frac, n, p - seg_lo)
-        sc_spec = np.fft.fft(seg[p - seg_lo:p - seg_lo + n])
-        lts_spec = np.fft.fft(seg[p - seg_lo + n + gp:p - seg_lo + 2 * n + gp])
+        sc_spec = scipy.fft.fft(seg[p - seg_lo:p - seg_lo + n])
+        lts_spec = scipy.fft.fft(seg[p - seg_lo + n + gp:p - seg_lo + 2 * n + gp])
         cfo_int = sync.integer_cfo(sc_spec, lts_spec, lay.preamble, lay.grid.subcarriers,
                                    rxc.max_cfo_subcarriers)
         cfo = cfo_frac + cfo_int
@@ -240,12 +242,12 @@ class Receiver:
         n0 = diff_e / h_ls.size
         extent = self.ds.extent(h_ls, n0 / 2)
         delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
-        proj = self.estimator.projection(delays)
-        noise_e, dof = preamble_noise(h_ls, diff_e, proj)
+        rank = delays[1] - delays[0]
+        h_proj = self.estimator.project(h_ls, delays)
+        noise_e, dof = preamble_noise(h_ls, h_proj, rank, diff_e)
         n0 = noise_e / dof
-        sig = signal_power(h_ls, proj, n0)
-        a = self.estimator.filter_matrix(rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
-        h = a @ h_ls
+        sig = signal_power(h_proj, rank, n0)
+        h, kept = self.estimator.filter(h_ls, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
         ds_s = self.ds.coherence(h_ls, n0 / 2)
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
@@ -302,7 +304,7 @@ class Receiver:
         xp = g.pilots(0, nh + npay)
         phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
                             2.0 + np.arange(nh + npay), self._max_beta)
-        hall = apply_phase(h, phase, g.subcarriers)
+        hall = apply_phase(h.astype(np.complex64), phase, g.subcarriers)
         # effective noise from known resource elements: pilots and the (now known) header data
         x_hdr = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)
         res_p = yall[:, g.pilot_idx] - hall[:, g.pilot_idx] * xp
@@ -312,13 +314,13 @@ class Receiver:
         n_eff = known / count
         snr = None
         if extent <= cp:  # no ISI expected: known residuals also measure N0
-            err = 0.5 * np.trace(a @ a.conj().T).real / h.size  # estimation error / N0
+            err = 0.5 * kept  # channel-estimation error variance / N0
             snr = snr_db(sig, (noise_e + known / (1 + err)) / (dof + count))
-        xhat, mse = mmse_equalize(yp[:, g.data_idx], hall[nh:, g.data_idx], n_eff)
+        xhat, mse = mmse_equalize(yp[:, g.data_idx], hall[nh:, g.data_idx], np.float32(n_eff))
         length = header.payload_len
         self.stats.frames_ok += 1
-        return report("ok", header=header, symbols=xhat.reshape(-1)[:length].astype(np.complex64),
-                      noise_var=mse.reshape(-1)[:length].astype(np.float32), snr=snr, end=end), end
+        return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
+                      noise_var=mse.reshape(-1)[:length], snr=snr, end=end), end
 
     def _clipped(self, lo: int, hi: int) -> bool:
         """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""

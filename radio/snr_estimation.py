@@ -19,26 +19,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def preamble_noise(h_ls: np.ndarray, diff_energy: float, projection: np.ndarray) -> tuple[float, int]:
+def preamble_noise(h_ls: np.ndarray, h_proj: np.ndarray, rank: int, diff_energy: float) -> tuple[float, int]:
     """Noise energy (sum over degrees of freedom) and degrees of freedom from the preamble.
 
     Args:
         h_ls: LS channel (mean of the two LTS), shape (U,), noise variance N0/2.
+        h_proj: ``h_ls`` projected onto the delay window (rank W).
+        rank: W.
         diff_energy: ``Σ |Y1 − Y2|² / 2`` (expectation U·N0).
-        projection: U × U projector onto the delay window (rank W).
     """
     u = h_ls.size
-    w = int(round(np.trace(projection).real))
-    out = h_ls - projection @ h_ls
-    return diff_energy + 2.0 * float(np.vdot(out, out).real), u + (u - w)
+    out = h_ls - h_proj
+    return diff_energy + 2.0 * float(np.vdot(out, out).real), u + (u - rank)
 
 
-def signal_power(h_ls: np.ndarray, projection: np.ndarray, noise: float) -> float:
-    """Mean |H|² over used subcarriers, debiased for the projected LS noise (may be ≤ 0)."""
-    u = h_ls.size
-    w = np.trace(projection).real
-    hp = projection @ h_ls
-    return float(np.vdot(hp, hp).real) / u - 0.5 * noise * w / u
+def signal_power(h_proj: np.ndarray, rank: int, noise: float) -> float:
+    """Mean |H|² over used subcarriers from the projected LS channel, debiased for the W/U of the
+    N0/2 LS noise the projection keeps (may be ≤ 0)."""
+    u = h_proj.size
+    return float(np.vdot(h_proj, h_proj).real) / u - 0.5 * noise * rank / u
 
 
 def snr_db(signal: float, noise: float) -> float:

@@ -1,0 +1,116 @@
+"""Receiver throughput (MS/s, one core) next to a numpy FFT-only bound of the same sizes, in one run.
+
+A stream of frames (payload ``L`` symbols, 700 noise samples between frames, AWGN at 15 dB, CFO
+0.4 subcarrier) is fed to ``radio.Receiver.receive`` in chunks of ``--chunk`` samples. The bound
+is what a receiver that did nothing but the OFDM FFTs would cost: one 128-point FFT per
+``cp + N`` samples of the same stream, batched per chunk. A noise-only stream measures the
+detector alone (Schmidl-Cox metric; no candidate passes).
+
+    .venv/bin/python bench/receiver_throughput.py            # full run
+    .venv/bin/python bench/receiver_throughput.py --smoke    # tiny sizes (CI)
+
+Writes ``bench/results/receiver_throughput.json`` (``--out`` to change) and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import scipy.fft  # noqa: E402
+
+import radio  # noqa: E402
+from common import provenance  # noqa: E402
+
+
+def _stream(cfg: radio.FrameConfig, payload: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    tx = radio.Transmitter(cfg)
+    parts = []
+    for i in range(frames):
+        s = (rng.standard_normal(payload) + 1j * rng.standard_normal(payload)) / np.sqrt(2)
+        parts += [np.zeros(700, np.complex64), tx.modulate(s, frame_id=i)]
+    x = np.concatenate(parts)
+    x = x * np.exp(2j * np.pi * 0.4 * np.arange(x.size) / cfg.fft_size)
+    sigma2 = cfg.fft_size / cfg.num_used_subcarriers / 10 ** 1.5
+    x = x + np.sqrt(sigma2 / 2) * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size))
+    return x.astype(np.complex64)
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.min(times))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payloads", type=int, nargs="+", default=[80, 800, 8000, 24000],
+                        help="payload lengths (complex symbols per frame)")
+    parser.add_argument("--samples", type=int, default=2_000_000, help="approximate stream length")
+    parser.add_argument("--chunk", type=int, default=65_536, help="samples per receive() call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for a CI smoke check")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "receiver_throughput.json")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.payloads, args.samples, args.chunk, args.repeats = [80], 20_000, 8_192, 1
+    cfg = radio.FrameConfig()
+    rng = np.random.default_rng(0)
+    n, sl = cfg.fft_size, cfg.symbol_length
+    cases = []
+    for payload in args.payloads:
+        frame_len = radio.Receiver(cfg).layout.frame_length(payload) + 700
+        cases.append((f"frames, payload {payload}", payload,
+                      _stream(cfg, payload, max(1, args.samples // frame_len), rng)))
+    noise = ((rng.standard_normal(args.samples) + 1j * rng.standard_normal(args.samples)) / np.sqrt(2))
+    cases.append(("noise only (detector)", 0, noise.astype(np.complex64)))
+
+    rows = []
+    for name, payload, x in cases:
+        chunks = [x[i:i + args.chunk] for i in range(0, x.size, args.chunk)]
+        decoded = []
+
+        def run_receiver():
+            rx = radio.Receiver(cfg)
+            out = []
+            for c in chunks:
+                out += rx.receive(c)
+            out += rx.flush()
+            decoded[:] = out
+
+        def run_fft_bound():
+            for c in chunks:
+                m = c.size // sl
+                scipy.fft.fft(c[:m * sl].reshape(m, sl)[:, cfg.cp_length:], axis=1)
+
+        t_rx = _best_time(run_receiver, args.repeats)
+        t_fft = _best_time(run_fft_bound, args.repeats)
+        rows.append({"case": name, "payload_symbols": payload, "samples": int(x.size),
+                     "frames_decoded": sum(f.status == "ok" for f in decoded),
+                     "receiver_msps": x.size / t_rx / 1e6, "fft_bound_msps": x.size / t_fft / 1e6,
+                     "receiver_over_fft_time": t_rx / t_fft, "chunk": args.chunk,
+                     "sample_rate_hz": cfg.sample_rate_hz, "smoke": args.smoke})
+
+    print("| stream | frames decoded | receiver MS/s | FFT-only bound MS/s | receiver time / FFT time |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['frames_decoded']} | {r['receiver_msps']:.1f} | {r['fft_bound_msps']:.1f} "
+              f"| {r['receiver_over_fft_time']:.1f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows, "provenance": provenance()}, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
