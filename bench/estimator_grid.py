@@ -11,8 +11,9 @@ every impairment of ``radio.Impairments.typical()`` on, static channel. Per cell
 * CFO RMSE in Hz and as a fraction of the subcarrier spacing;
 * channel-estimate NMSE (dB) of the receiver's filtered estimate and of its plain LS estimate against the
   true channel on the used subcarriers. The receiver reports its estimate for its own FFT window and carrier
-  phase, so the true channel is aligned first: integer delay (±8 samples) and common phase are fitted on
-  the LS estimate (unbiased), and the same alignment is used for both.
+  phase, so the true channel is aligned first: integer delay (± the preamble CP) and common phase are fitted on
+  the LS estimate (unbiased), and the same alignment is used for both. NMSE = Σ error / Σ channel energy
+  over the cell's frames (a per-frame mean would be ruled by the deepest fades), plus the per-frame median.
 
     .venv/bin/python bench/estimator_grid.py              # full grid, 2 processes
     .venv/bin/python bench/estimator_grid.py --smoke      # 2 cells × 4 frames
@@ -39,12 +40,13 @@ SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 PROFILES = ("TDL-A", "TDL-C", "TDL-E")
 DELAY_SPREADS_S = (30e-9, 100e-9, 300e-9, 1000e-9, 3000e-9)
 PAYLOAD_SYMBOLS = 480
+REALISED_SNR_EDGES_DB = (-np.inf, -5.0, 0.0, 5.0, 10.0, 15.0, np.inf)
 
 
-def _align(h_true: np.ndarray, h_ls: np.ndarray, k: np.ndarray, n: int) -> np.ndarray:
+def _align(h_true: np.ndarray, h_ls: np.ndarray, k: np.ndarray, n: int, max_delay: int) -> np.ndarray:
     """True channel moved to the estimate's FFT window and carrier phase (fit on the LS estimate)."""
     best, best_err = h_true, math.inf
-    for delay in range(-8, 9):
+    for delay in range(-max_delay, max_delay + 1):
         g = h_true * np.exp(-2j * np.pi * k * delay / n)
         c = np.vdot(g, h_ls)
         g = g * np.exp(1j * np.angle(c))
@@ -56,7 +58,7 @@ def _align(h_true: np.ndarray, h_ls: np.ndarray, k: np.ndarray, n: int) -> np.nd
 
 def run_cell(args: tuple) -> dict:
     """Send ``frames`` frames through one grid cell; return its summary row."""
-    snr_db, profile, ds_s, frames, seed = args
+    snr_db, profile, ds_s, frames, seed, impaired = args
     import torch
 
     torch.set_num_threads(1)
@@ -67,17 +69,20 @@ def run_cell(args: tuple) -> dict:
     tx = radio.Transmitter(cfg)
     rx = radio.Receiver(cfg)
     ch = radio.Emulator(cfg, profile=profile, snr_db=snr_db, delay_spread_s=ds_s, seed=seed,
-                        impairments=radio.Impairments.typical())
+                        impairments=radio.Impairments.typical() if impaired else radio.Impairments())
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     found = crc = false_frames = clipped = 0
-    snr_err, ds_true, ds_est, cfo_err, nmse, nmse_ls = [], [], [], [], [], []
+    snr_err, ds_true, ds_est, cfo_err, err, err_ls, power = [], [], [], [], [], [], []
     statuses: dict[str, int] = {}
+    bins = np.zeros((len(REALISED_SNR_EDGES_DB) - 1, 3), int)  # per realised-SNR bin: sent, detected, CRC ok
     for i in range(frames):
         sym = ((rng.standard_normal(PAYLOAD_SYMBOLS) + 1j * rng.standard_normal(PAYLOAD_SYMBOLS))
                / np.sqrt(2)).astype(np.complex64)
         rx_iq, truth = ch(tx.modulate(sym, frame_id=i % 65536))
         clipped += truth.adc_clipped_fraction > 0
+        b = int(np.searchsorted(REALISED_SNR_EDGES_DB, truth.snr_db, side="right")) - 1
+        bins[b, 0] += 1
         rx.reset()
         reported = rx.receive(rx_iq, final=True)
         match = [f for f in reported if abs(f.start - truth.start) <= cfg.cp_length]
@@ -86,16 +91,18 @@ def run_cell(args: tuple) -> dict:
             continue
         f = match[0]
         found += 1
+        bins[b, 1] += 1
+        bins[b, 2] += bool(f.crc_ok)
         statuses[f.status] = statuses.get(f.status, 0) + 1
         crc += bool(f.crc_ok and f.header.frame_id == i % 65536)
         snr_err.append(f.snr_db - truth.snr_db)
         ds_true.append(truth.delay_spread_s)
         ds_est.append(f.delay_spread_s)
         cfo_err.append(f.cfo_hz - truth.cfo_hz)
-        h_true = _align(truth.frequency_response(cfg)[0], f.channel_ls, k, cfg.fft_size)
-        power = float(np.sum(np.abs(h_true) ** 2))
-        nmse.append(float(np.sum(np.abs(f.channel - h_true) ** 2)) / power)
-        nmse_ls.append(float(np.sum(np.abs(f.channel_ls - h_true) ** 2)) / power)
+        h_true = _align(truth.frequency_response(cfg)[0], f.channel_ls, k, cfg.fft_size, cfg.preamble_cp_length)
+        power.append(float(np.sum(np.abs(h_true) ** 2)))
+        err.append(float(np.sum(np.abs(f.channel - h_true) ** 2)))
+        err_ls.append(float(np.sum(np.abs(f.channel_ls - h_true) ** 2)))
     snr_err, cfo_err = np.asarray(snr_err), np.asarray(cfo_err)
     ds_true, ds_est = np.asarray(ds_true), np.asarray(ds_est)
 
@@ -106,7 +113,9 @@ def run_cell(args: tuple) -> dict:
     return {
         "snr_db": snr_db, "profile": profile, "delay_spread_s": ds_s, "frames": frames, "seed": seed,
         "detection_rate": found / frames, "crc_pass_rate": crc / frames, "false_frames": false_frames,
-        "statuses": statuses, "frames_with_adc_clipping": clipped,
+        "statuses": statuses, "frames_with_adc_clipping": clipped, "impairments": bool(impaired),
+        "by_realised_snr": [{"snr_db_from": lo if np.isfinite(lo) else None, "snr_db_to": hi if np.isfinite(hi) else None, "sent": int(n), "detected": int(d), "crc_ok": int(c)}
+                            for lo, hi, (n, d, c) in zip(REALISED_SNR_EDGES_DB[:-1], REALISED_SNR_EDGES_DB[1:], bins)],
         "snr_bias_db": stat(np.mean, snr_err), "snr_rmse_db": stat(lambda a: np.sqrt(np.mean(a ** 2)), snr_err),
         "ds_true_mean_s": stat(np.mean, ds_true), "ds_est_mean_s": stat(np.mean, ds_est),
         "ds_bias_s": stat(np.mean, ds_est - ds_true),
@@ -114,8 +123,10 @@ def run_cell(args: tuple) -> dict:
         "ds_rel_median_abs_error": stat(lambda a: np.median(np.abs(a)), rel),
         "cfo_rmse_hz": stat(lambda a: np.sqrt(np.mean(a ** 2)), cfo_err),
         "cfo_rmse_subcarriers": stat(lambda a: np.sqrt(np.mean(a ** 2)) / cfg.subcarrier_spacing_hz, cfo_err),
-        "nmse_db": stat(lambda a: 10 * np.log10(np.mean(a)), np.asarray(nmse)),
-        "nmse_ls_db": stat(lambda a: 10 * np.log10(np.mean(a)), np.asarray(nmse_ls)),
+        "nmse_db": stat(lambda a: 10 * np.log10(np.sum(a) / np.sum(power)), np.asarray(err)),
+        "nmse_ls_db": stat(lambda a: 10 * np.log10(np.sum(a) / np.sum(power)), np.asarray(err_ls)),
+        "nmse_median_db": stat(lambda a: 10 * np.log10(np.median(a / np.asarray(power))), np.asarray(err)),
+        "nmse_ls_median_db": stat(lambda a: 10 * np.log10(np.median(a / np.asarray(power))), np.asarray(err_ls)),
         "seconds": time.perf_counter() - t0,
     }
 
@@ -161,12 +172,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2, choices=(1, 2))
     parser.add_argument("--smoke", action="store_true", help="2 cells × 4 frames, one process")
+    parser.add_argument("--no-impairments", action="store_true", help="every hardware impairment off (diagnosis)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "estimator_grid.json")
     args = parser.parse_args(argv)
     cells = list(itertools.product(SNRS_DB, PROFILES, DELAY_SPREADS_S))
     if args.smoke:
         cells, args.frames, args.processes = [(10.0, "TDL-C", 100e-9), (20.0, "TDL-A", 300e-9)], 4, 1
-    jobs = [(snr, prof, ds, args.frames, 1000 + i) for i, (snr, prof, ds) in enumerate(cells)]
+    jobs = [(snr, prof, ds, args.frames, 1000 + i, not args.no_impairments) for i, (snr, prof, ds) in enumerate(cells)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lines_path = args.out.with_suffix(".jsonl")
     rows = []
@@ -191,7 +203,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import radio
 
     report = {"benchmark": "estimator_grid", "smoke": args.smoke, "frames_per_cell": args.frames,
-              "payload_symbols": PAYLOAD_SYMBOLS, "impairments": radio.Impairments.typical().to_dict(),
+              "payload_symbols": PAYLOAD_SYMBOLS,
+              "impairments": (radio.Impairments() if args.no_impairments else radio.Impairments.typical()).to_dict(),
               "targets_failing": targets(rows), "rows": rows, **provenance()}
     args.out.write_text(json.dumps(report, indent=1))
     print()
