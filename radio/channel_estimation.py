@@ -19,6 +19,18 @@ from functools import lru_cache
 import numpy as np
 
 
+@lru_cache(maxsize=256)
+def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition (values λ descending, vectors V) of the frequency correlation R of a
+    uniform PDP on delays d0..d1-1 (unit average power), for the used subcarriers in ``key``.
+    The DFT projection is ``V[:, :W] V[:, :W]ᴴ`` (W = d1 - d0 = rank of R). Shared by all receivers."""
+    k = np.frombuffer(key[0], dtype=np.int64)
+    d = np.arange(d0, d1)
+    f = np.exp(-2j * np.pi * np.outer(k, d) / key[1])  # U × W
+    lam, v = np.linalg.eigh(f @ f.conj().T / d.size)
+    return lam[::-1], v[:, ::-1]
+
+
 class ChannelEstimator:
     """Delay-window filters for one set of used subcarriers.
 
@@ -30,16 +42,10 @@ class ChannelEstimator:
     def __init__(self, subcarriers: np.ndarray, fft_size: int):
         self.k = np.asarray(subcarriers)
         self.n = fft_size
-        self._basis = lru_cache(maxsize=64)(self._basis_uncached)
+        self._key = (self.k.tobytes(), fft_size)
 
-    def _basis_uncached(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Eigen-decomposition (values λ, vectors V) of R for a uniform PDP on delays d0..d1-1,
-        normalised to unit average power; the DFT projection is V[:, λ > 0] V[:, λ > 0]ᴴ."""
-        d = np.arange(d0, d1)
-        f = np.exp(-2j * np.pi * np.outer(self.k, d) / self.n)  # U × W
-        r = f @ f.conj().T / d.size
-        lam, v = np.linalg.eigh(r)
-        return lam[::-1], v[:, ::-1]
+    def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
+        return _uniform_pdp_basis(self._key, d0, d1)
 
     def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
         """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""

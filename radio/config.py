@@ -104,8 +104,8 @@ class ReceiverConfig(TomlConfig):
     """
 
     channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
-    detection_threshold: float = 0.08
-    verify_threshold: float = 0.2
+    detection_threshold: float = 0.05
+    verify_threshold: float = 0.15
     max_cfo_subcarriers: int = 4
     max_clock_offset_ppm: float = 100.0
     clip_fraction: float = 1e-3
