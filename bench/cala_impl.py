@@ -68,17 +68,18 @@ def copy_into_peft(ours: JsccCodec, theirs: JsccCodec) -> None:
                 b.lora_gate["default"].load_state_dict(a.gate.state_dict())
 
 
-def step_time(codec: JsccCodec, lat: torch.Tensor, cond: Condition, reps: int) -> float:
-    params = [p for p in codec.parameters() if p.requires_grad]
-    times = []
-    for _ in range(reps + 2):
-        t0 = time.perf_counter()
-        out = codec.decode(codec.encode(lat, cond), 0.1, cond)
-        loss = (out - lat).square().mean()
-        grads = torch.autograd.grad(loss, params)
-        times.append(time.perf_counter() - t0)
-        del grads
-    return statistics.median(times[2:]) * 1e3
+def step_times(codecs: list[JsccCodec], lat: torch.Tensor, cond: Condition, reps: int) -> list[float]:
+    """Median ms of encode + decode + backward per codec, measured interleaved (shared-CPU fairness)."""
+    times: list[list[float]] = [[] for _ in codecs]
+    for rep in range(reps + 2):
+        for i, codec in enumerate(codecs):
+            params = [p for p in codec.parameters() if p.requires_grad]
+            t0 = time.perf_counter()
+            loss = (codec.decode(codec.encode(lat, cond), 0.1, cond) - lat).square().mean()
+            torch.autograd.grad(loss, params)
+            if rep >= 2:
+                times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) * 1e3 for t in times]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -107,8 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
             diff = float((ours.encode(lat, cond) - theirs.encode(lat, cond)).abs().max())
         n_ours = sum(p.numel() for p in ours.parameters() if p.requires_grad)
         n_theirs = sum(p.numel() for p in theirs.parameters() if p.requires_grad)
-        reps = 3 if args.smoke else 30
-        t_ours, t_theirs = step_time(ours, lat, cond, reps), step_time(theirs, lat, cond, reps)
+        reps = 3 if args.smoke else 60
+        t_ours, t_theirs = step_times([ours, theirs], lat, cond, reps)
         rows.append({"gate": gate, "batch": b, "max_abs_output_difference": diff, "trainable_params_plain": n_ours,
                      "trainable_params_peft": n_theirs, "train_step_ms_plain": t_ours, "train_step_ms_peft": t_theirs,
                      "peft_over_plain_time": t_theirs / t_ours})

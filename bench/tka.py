@@ -5,8 +5,9 @@
 
 Methods, trained in ONE run on the same latents and channel (see ``dekag.jscc.train``):
 (a) ``base`` across conditions, (b) ``mismatch`` at 10 dB / 100 ns, (c) ``oracle`` fine-tuned at each point
-of a coarse grid, (d) ``adjscc`` with the same added-parameter budget as CALA, (e) ``cala_softmax`` /
-``cala_sigmoid``. Every method sees the same fading and noise at each grid point (Sionna's generator is
+of a coarse grid, (d) ``adjscc`` with the same added-parameter budget as CALA (all weights trained) and
+``adjscc_frozen`` (AF modules only, base frozen: CALA's accounting), (e) ``cala_softmax`` / ``cala_sigmoid``;
+control ``base_longer``: (a) trained on for as many steps as the adaptive stages. Every method sees the same fading and noise at each grid point (Sionna's generator is
 reseeded per point). Latent PSNR peak = peak-to-peak range of the test latents; image PSNR compares the
 decoded received latent with the decoded clean latent (channel damage only).
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import provenance  # noqa: E402
 from dekag.jscc import TkaConfig, TrainingChannel, TrainingConfig, cala_num_parameters  # noqa: E402
 from dekag.jscc.evaluate import evaluate  # noqa: E402
-from dekag.jscc.latents import LatentSet, standin_latents, world_latents  # noqa: E402
+from dekag.jscc.latents import LatentSet, latent_file, standin_latents, vae_latents  # noqa: E402
 from dekag.jscc.train import oracle_name, run_tka  # noqa: E402
 from dekag.jscc.training_channel import seed_sionna  # noqa: E402
 
@@ -43,15 +44,15 @@ SMOKE_TRAINING = TrainingConfig(base_steps=8, mismatch_steps=4, oracle_steps=2, 
 
 
 def pick_source(name: str, seed: int) -> LatentSet:
-    """``world`` (miniature world VAE latents), ``standin`` or ``auto`` (world if its checkpoints load)."""
+    """``vae`` (miniature world VAE latents), ``standin`` or ``auto`` (vae if its checkpoint loads)."""
     if name == "standin":
         return standin_latents(seed)
-    if name == "world":
-        return world_latents()
+    if name == "vae":
+        return vae_latents()
     try:
-        return world_latents()
+        return vae_latents()
     except Exception as exc:  # noqa: BLE001 - any failure to load the world means: fall back, and say so
-        print(f"[tka] miniature world not available ({type(exc).__name__}: {exc}); using the STAND-IN latents",
+        print(f"[tka] miniature world VAE not available ({type(exc).__name__}: {exc}); using the STAND-IN latents",
               file=sys.stderr)
         return standin_latents(seed)
 
@@ -101,7 +102,7 @@ def summarise(rows: list[dict], cfg: TkaConfig, metric: str) -> dict[str, object
     out["cala_minus_mismatch_at_corners_db"] = {
         f"{s:g}dB_{d * 1e9:g}ns": mean([by[head][p] - by["mismatch"][p] for p in corners if p[1:] == (s, d)])
         for s, d in sorted({p[1:] for p in corners})}
-    for ref in ("mismatch", "base", "adjscc"):
+    for ref in ("mismatch", "base", "base_longer", "adjscc", "adjscc_frozen"):
         out[f"{head}_minus_{ref}_over_grid_db"] = mean([by[head][p] - by[ref][p] for p in by[head]])
     return out
 
@@ -133,7 +134,8 @@ def plot(rows: list[dict], path: Path, metric: str) -> None:
 def markdown(report: dict, metric: str) -> str:
     s = report["summary"][metric]
     lines = [f"### {metric}: mean over the grid", "", "| method | mean PSNR (dB) |", "|---|---|"]
-    lines += [f"| {m} | {v:.2f} |" for m, v in sorted(s["mean_over_grid"].items())]
+    lines += [f"| {m}{' (coarse-grid points only)' if m == 'oracle' else ''} | {v:.2f} |"
+              for m, v in sorted(s["mean_over_grid"].items())]
     if "cala_minus_oracle_on_oracle_grid_db" in s:
         lines += ["", "| method − oracle, on the oracle grid points (dB) | |", "|---|---|"]
         lines += [f"| {m} | {v:+.2f} |" for m, v in sorted(s["cala_minus_oracle_on_oracle_grid_db"].items())]
@@ -159,7 +161,10 @@ def markdown(report: dict, metric: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny training and grid (CI smoke check)")
-    parser.add_argument("--source", choices=("auto", "world", "standin"), default="auto")
+    parser.add_argument("--source", choices=("auto", "vae", "standin"), default="auto")
+    parser.add_argument("--latents", default=None,
+                        help="safetensors file with a [N, 4, 8, 8] tensor 'latents' (e.g. aligned-edge S_EG); "
+                             "overrides --source")
     parser.add_argument("--run-dir", default=None, help="training run folder (default runs/tka[_smoke])")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/tka[_smoke].json)")
     parser.add_argument("--eval-latents", type=int, default=None, help="test latents per grid point")
@@ -171,11 +176,12 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = TkaConfig(training=SMOKE_TRAINING if args.smoke else FULL_TRAINING)
     suffix = "_smoke" if args.smoke else ""
     root = Path(__file__).resolve().parents[1]
-    run_dir = Path(args.run_dir) if args.run_dir else root / "runs" / f"tka{suffix}"
+    source = "file" if args.latents else args.source
+    run_dir = Path(args.run_dir) if args.run_dir else root / "runs" / f"tka_{source}{suffix}"
     out = Path(args.out) if args.out else RESULTS / f"tka{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    latents = pick_source(args.source, cfg.training.seed)
+    latents = latent_file(args.latents) if args.latents else pick_source(args.source, cfg.training.seed)
     t0 = time.perf_counter()
     models = run_tka(cfg, latents, run_dir, progress=not args.smoke)
     train_s = time.perf_counter() - t0
@@ -199,12 +205,13 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": [], "summary": {},
     }
     tdl_index = {m: cfg.channel.tdl_models.index(m) for m in TDLS}
+    reference_images = latents.decode_image(test) if latents.decode_image is not None else None
     metrics = ["latent_psnr_db"] + (["image_psnr_db"] if latents.decode_image is not None else [])
     for point, (tdl, snr, spread) in enumerate((t, s, d) for t in TDLS for s in SNRS_DB for d in SPREADS_S):
         for method, codec in methods_at(snr, spread, models).items():
             seed_sionna(10_000 + point)  # same fading and noise for every method at this point
             res = evaluate(codec, channel, test, snr, spread, tdl_index[tdl], peak, latents.decode_image,
-                           latents.image_range)
+                           latents.image_range, reference_images)
             report["rows"].append({"method": method, "tdl": tdl, "snr_db": snr, "delay_spread_s": spread, **res})
         report["summary"] = {m: summarise(report["rows"], cfg, m) for m in metrics}
         out.write_text(json.dumps(report, indent=1))

@@ -21,13 +21,13 @@ from dekag.jscc.codec import JsccCodec, ShapeError, symbols_from_numpy, symbols_
 from dekag.jscc.condition import Condition, ConditionError
 from dekag.jscc.config import (AdjsccConfig, CalaConfig, ChannelConfig, CodecConfig, TkaConfig,
                                TrainingConfig)
-from dekag.jscc.latents import LatentSet, standin_latents, world_latents
+from dekag.jscc.latents import LatentSet, latent_file, standin_latents, vae_latents
 from dekag.jscc.training_channel import TrainingChannel, seed_sionna
 
 __all__ = [
     "AdjsccConfig", "AttentionFeature", "CalaConfig", "CalaError", "CalaLayer", "ChannelConfig", "CodecConfig",
     "Condition", "ConditionError", "JsccCodec", "LatentSet", "ShapeError", "TkaConfig", "TrainingChannel",
     "TrainingConfig", "apply_adjscc", "apply_cala", "cala_num_parameters", "cala_state_dict", "is_cala",
-    "load_cala", "load_cala_state_dict", "save_cala", "seed_sionna", "standin_latents", "symbols_from_numpy",
-    "symbols_to_numpy", "world_latents",
+    "latent_file", "load_cala", "load_cala_state_dict", "save_cala", "seed_sionna", "standin_latents", "symbols_from_numpy",
+    "symbols_to_numpy", "vae_latents",
 ]

@@ -35,11 +35,16 @@ def round_trip(codec: JsccCodec, channel: TrainingChannel, latents: torch.Tensor
 def evaluate(codec: JsccCodec, channel: TrainingChannel, latents: torch.Tensor, snr_db: float,
              delay_spread_s: float, model_index: int, latent_peak: float,
              decode_image: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             image_range: float = 1.0) -> dict[str, float]:
-    """``{"latent_psnr_db", "image_psnr_db"?}`` at one condition (``Sionna``'s generator supplies fading)."""
+             image_range: float = 1.0, reference_images: torch.Tensor | None = None) -> dict[str, float]:
+    """``{"latent_psnr_db", "image_psnr_db"?}`` at one condition (``Sionna``'s generator supplies fading).
+
+    Image PSNR compares ``decode_image(received latents)`` with ``reference_images`` (default
+    ``decode_image(latents)``: the decoded clean latent, so only the channel's damage counts).
+    """
     codec.eval()
     rec = round_trip(codec, channel, latents, snr_db, delay_spread_s, model_index)
     out = {"latent_psnr_db": psnr_db(latents, rec, latent_peak)}
     if decode_image is not None:
-        out["image_psnr_db"] = psnr_db(decode_image(latents), decode_image(rec), image_range)
+        ref = decode_image(latents) if reference_images is None else reference_images
+        out["image_psnr_db"] = psnr_db(ref, decode_image(rec), image_range)
     return out

@@ -1,7 +1,7 @@
 """Latent datasets the codec trains and is measured on.
 
-* :func:`world_latents`: VAE latents of the miniature world's dataset ([N, 4, 8, 8], the VAE's scaled
-  latent space), with the world's VAE decoder for decoded-image PSNR. The default once the world exists.
+* :func:`vae_latents`: VAE latents of the miniature world's dataset ([N, 4, 8, 8], the VAE's scaled
+  latent space), with the world's VAE decoder for decoded-image PSNR. The default.
 * :func:`standin_latents`: a STAND-IN for development without the world: scikit-learn's bundled 8×8
   digits, stacked with their transpose and two flips into 4 channels and mixed by a fixed orthogonal
   4×4 matrix (seeded), standardised. Invertible, so the "image" (the digit, in [0, 1]) is recovered
@@ -57,23 +57,44 @@ def standin_latents(seed: int = 0) -> LatentSet:
                      decode_image, 1.0)
 
 
+def latent_file(path: str, key: str = "latents", vae=None) -> LatentSet:
+    """Latents [N, C, H, W] from a safetensors file (e.g. aligned-edge latents S_EG saved by MAKD), decoded
+    by the miniature world's VAE when their shape is the VAE's ([N, 4, 8, 8])."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    if key not in tensors or tensors[key].dim() != 4:
+        raise ValueError(f"{path}: need a 4-D tensor under key {key!r}; found {sorted(tensors)}")
+    z = tensors[key].float().contiguous()
+    decoder = vae_latents(vae, images=torch.zeros(1, 3, 32, 32)) if tuple(z.shape[1:]) == (4, 8, 8) else None
+    return LatentSet(z, f"latent file {path}[{key}]", decoder.decode_image if decoder else None,
+                     decoder.image_range if decoder else 1.0)
+
+
 @torch.no_grad()
-def world_latents(world=None) -> LatentSet:
-    """VAE latents (posterior means, scaled) of the miniature world's dataset, decoded by ``world.vae``.
+def vae_latents(vae=None, images: torch.Tensor | None = None, batch_size: int = 256) -> LatentSet:
+    """VAE latents (posterior means × scaling factor) of the miniature dataset, decoded by the same VAE.
 
-    ``world`` defaults to :func:`dekag.miniature.world.load_world` (the shipped checkpoints).
+    ``vae`` defaults to the miniature world's committed VAE (``dekag/miniature/checkpoints/vae``, diffusers
+    ``AutoencoderKL``), ``images`` to the world's digits dataset ([N, 3, 32, 32] in [-1, 1]).
+    Decoded images are in [-1, 1] (``image_range`` 2).
     """
-    if world is None:
-        from dekag.miniature.world import load_world
-        world = load_world()
-    vae = world.vae
+    if vae is None:
+        from diffusers import AutoencoderKL
+
+        from dekag.miniature.world import CHECKPOINT_DIR
+        vae = AutoencoderKL.from_pretrained(CHECKPOINT_DIR / "vae").eval()
+    if images is None:
+        from dekag.miniature.data import load_digits_dataset
+        images = load_digits_dataset().images
     sf = float(vae.config.scaling_factor)
-    images = world.dataset.images
-    latents = torch.cat([vae.encode(images[i:i + 256]).latent_dist.mean * sf for i in range(0, len(images), 256)])
+    latents = torch.cat([vae.encode(images[i:i + batch_size]).latent_dist.mean * sf
+                         for i in range(0, len(images), batch_size)])
 
+    @torch.no_grad()
     def decode_image(z: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return vae.decode(z / sf).sample.clamp(-1.0, 1.0)
+        return torch.cat([vae.decode(z[i:i + batch_size] / sf).sample.clamp(-1.0, 1.0)
+                          for i in range(0, len(z), batch_size)])
 
-    return LatentSet(latents.float().contiguous(), "miniature world: VAE latents of the digits dataset",
+    return LatentSet(latents.float().contiguous(), "miniature world VAE: latents of the digits dataset",
                      decode_image, 2.0)

@@ -9,12 +9,16 @@ stage                 what trains                                        conditi
 ``mismatch``    (b)   whole codec from scratch                           10 dB, 100 ns only
 ``oracle_*``    (c)   whole codec, fine-tuned from (a)                   one grid point (TDL mixed)
 ``adjscc``      (d)   whole codec + AF modules, from (a)                 sampled per example
+``adjscc_frozen``     AF modules only; (a) frozen (CALA's accounting)    sampled per example
+``base_longer``       control: (a) trained on for the adaptive steps     sampled per example
 ``cala_<gate>`` (e)   CALA a, b and gates only; (a) frozen               sampled per example
 ====================  =================================================  ==============================
 
+``base_longer`` separates what adaptation gains from what extra training steps gain.
+
 Command line::
 
-    python -m dekag.jscc.train --run-dir runs/tka [--config tka.toml] [--source world|standin]
+    python -m dekag.jscc.train --run-dir runs/tka [--config tka.toml] [--source vae|standin]
 
 A run folder holds ``config.toml``, ``<stage>.safetensors`` (final weights, metadata = stage kind and
 loss curve) and, while a stage runs, ``<stage>.ckpt.safetensors`` (weights, Adam state, step, RNG
@@ -38,7 +42,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from common.tomlconfig import ConfigError
-from dekag.jscc.adjscc import apply_adjscc
+from dekag.jscc.adjscc import AttentionFeature, apply_adjscc
 from dekag.jscc.cala import apply_cala, cala_num_parameters
 from dekag.jscc.codec import JsccCodec
 from dekag.jscc.condition import Condition
@@ -60,6 +64,7 @@ class Stage:
     sample: ConditionSampler
     init_from: str | None = None
     gate: str | None = None
+    adapter_only: bool = False
 
 
 def oracle_name(snr_db: float, delay_spread_s: float) -> str:
@@ -83,6 +88,10 @@ def stages(cfg: TkaConfig, channel: TrainingChannel) -> list[Stage]:
     out += [Stage(f"cala_{g}", "cala", t.adaptive_steps, t.adaptive_learning_rate, channel.sample_conditions,
                   "base", g) for g in t.cala_gates]
     out.append(Stage("adjscc", "adjscc", t.adaptive_steps, t.adaptive_learning_rate, channel.sample_conditions,
+                     "base"))
+    out.append(Stage("adjscc_frozen", "adjscc", t.adaptive_steps, t.adaptive_learning_rate,
+                     channel.sample_conditions, "base", adapter_only=True))
+    out.append(Stage("base_longer", "base", t.adaptive_steps, t.adaptive_learning_rate, channel.sample_conditions,
                      "base"))
     out += [Stage(oracle_name(s, d), "base", t.oracle_steps, t.adaptive_learning_rate, fixed_sampler(channel, s, d),
                   "base") for s in t.oracle_snr_db for d in t.oracle_delay_spread_s]
@@ -180,6 +189,11 @@ def train_stage(stage: Stage, cfg: TkaConfig, channel: TrainingChannel, train_la
     codec = build_codec(cfg, stage.kind, stage.gate, seed, base=init)
     if init is None:
         codec.set_latent_stats(train_latents)
+    if stage.adapter_only and stage.kind == "adjscc":
+        codec.requires_grad_(False)
+        for m in codec.modules():
+            if isinstance(m, AttentionFeature):
+                m.requires_grad_(True)
     params = [p for p in codec.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=stage.learning_rate)
     gen = torch.Generator().manual_seed(seed)
@@ -248,12 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", required=True, help="run folder (created; re-run to resume)")
     parser.add_argument("--config", help="TkaConfig TOML (default: built-in defaults)")
-    parser.add_argument("--source", choices=("world", "standin"), default="world",
+    parser.add_argument("--source", choices=("vae", "standin"), default="vae",
                         help="latents: miniature world VAE latents (default) or the digits stand-in")
     args = parser.parse_args(argv)
     cfg = TkaConfig.load(args.config) if args.config else TkaConfig()
-    from dekag.jscc.latents import standin_latents, world_latents
-    latents = world_latents() if args.source == "world" else standin_latents(cfg.training.seed)
+    from dekag.jscc.latents import standin_latents, vae_latents
+    latents = vae_latents() if args.source == "vae" else standin_latents(cfg.training.seed)
     run_tka(cfg, latents, args.run_dir)
 
 

@@ -104,3 +104,25 @@ def test_condition_normalisation_and_errors():
         Condition(torch.zeros(3), 1e-7).normalised(2)
     with pytest.raises(ConditionError):
         _codec().encode(torch.randn(1, 4, 8, 8), None)
+
+
+def test_latent_sources(tmp_path):
+    from safetensors.torch import save_file
+
+    from dekag.jscc import latent_file, standin_latents, vae_latents
+    from dekag.miniature.world import CHECKPOINT_DIR
+
+    s = standin_latents()
+    assert s.latents.shape == (1797, 4, 8, 8) and "STAND-IN" in s.source
+    torch.testing.assert_close(s.decode_image(s.latents[:3]).shape, torch.Size([3, 8, 8]))
+    train, test = s.split(0.1, seed=0)
+    assert len(train) + len(test) == 1797
+    if not (CHECKPOINT_DIR / "vae" / "config.json").is_file():
+        pytest.skip("miniature world VAE checkpoint not present")
+    v = vae_latents(images=torch.rand(3, 3, 32, 32) * 2 - 1)
+    assert v.latents.shape == (3, 4, 8, 8) and v.decode_image(v.latents).shape == (3, 3, 32, 32)
+    save_file({"latents": v.latents}, str(tmp_path / "z.safetensors"))
+    f = latent_file(str(tmp_path / "z.safetensors"))
+    torch.testing.assert_close(f.latents, v.latents)
+    with pytest.raises(ValueError):
+        latent_file(str(tmp_path / "z.safetensors"), key="nope")
