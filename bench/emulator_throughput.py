@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row), flush=True)
 
     report = {"benchmark": "emulator_throughput", "smoke": args.smoke, "threads": 1, "rows": rows,
+              "load_average_1min": os.getloadavg()[0],  # the VM is shared: timings depend on it
               "settings": {"profile": "TDL-C", "delay_spread_s": 100e-9, "sample_rate_hz": fs,
                            "carrier_frequency_hz": 2.4e9, "snr_db": 10.0}, **provenance()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
+    print(f"\n(1-min load average {os.getloadavg()[0]:.1f})")
     print("\n| case | samples/call | emulator MS/s | Sionna TimeChannel MS/s (batch 1) | (batch 16) | speed-up (b1) |")
     print("|---|---|---|---|---|---|")
     for r in rows:

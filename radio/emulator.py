@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from common.tomlconfig import ConfigError, TomlConfig
 from radio.config import FrameConfig
@@ -172,6 +171,8 @@ class Emulator:
         sample-clock resampling) and the :class:`ChannelTruth` of this call. Several frames in one buffer see
         one channel realisation (static, or evolving block by block with Doppler) and one truth.
         """
+        import torch  # already loaded with Sionna by __init__; not at module level, so `import radio` stays light
+
         x = _check_iq(iq)
         c, imp, fs = self.config, self.config.impairments, self.cfg.sample_rate_hz
         numpy_seed, torch_seed = self._seeds.spawn(2)
