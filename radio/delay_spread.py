@@ -83,8 +83,8 @@ class DelaySpreadEstimator:
         if power <= 0:
             return 0.0
         df = 1.0 / self.n  # subcarrier spacing in units of the sample rate
-        lag, tau = 1, 0.0
-        for _ in range(3):  # refine the lag for the delay spread found so far
+        lag, tau = 2, 0.0
+        for _ in range(2):  # one refinement of the lag for the delay spread found at lag 2
             rho = min(abs(np.mean(h[lag:] * np.conj(h[:-lag]))) / power, 1.0)
             tau = np.sqrt(-2.0 * np.log(max(rho, 1e-9))) / (2 * np.pi * lag * df)
             new = int(np.clip(round(0.7 / (2 * np.pi * max(tau, 1e-3) * df)), 1, self.k.size // 8))
@@ -95,7 +95,7 @@ class DelaySpreadEstimator:
 
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
-        (−30 dB below the strongest tap); −1 if none."""
+        (−25 dB below the strongest tap); −1 if none."""
         p, floor = self.impulse_response_power(h, noise)
-        above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 1e-3 * p.max()))
+        above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
         return int(self.delays[above[-1]]) if above.size else -1

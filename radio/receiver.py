@@ -215,9 +215,10 @@ class Receiver:
         # fractional then integer CFO (timing is only coarse here: same offset in both windows)
         cfo_frac = float(np.angle(corr)) / np.pi
         seg_lo = max(p - cp - 2 * d, 0)
-        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo_frac, n, p - seg_lo)
-        sc_spec = scipy.fft.fft(seg[p - seg_lo:p - seg_lo + n])
-        lts_spec = scipy.fft.fft(seg[p - seg_lo + n + gp:p - seg_lo + 2 * n + gp])
+        # the SC window at p and the first LTS window at p + N + Gp (same offset in both symbols)
+        two = sync.derotate(buf[np.r_[p:p + n, p + n + gp:p + 2 * n + gp]], cfo_frac, n)
+        two[n:] *= np.exp(-2j * np.pi * cfo_frac * (n + gp) / n)
+        sc_spec, lts_spec = scipy.fft.fft(two.reshape(2, n), axis=1)
         cfo_int = sync.integer_cfo(sc_spec, lts_spec, lay.preamble, lay.grid.subcarriers,
                                    rxc.max_cfo_subcarriers)
         cfo = cfo_frac + cfo_int
@@ -275,10 +276,9 @@ class Receiver:
             raise _Wait
         yh = self._windows(first_sym + sl * np.arange(nh), cfo, w)
         xp_h = g.pilots(0, nh)
-        phase = track_phase(yh[:, g.pilot_idx], h[g.pilot_idx], xp_h, self._pilot_sc, 2.0 + np.arange(nh),
-                            self._max_beta)
-        hh = apply_phase(h, phase, g.subcarriers)
-        soft = (np.conj(hh[:, g.data_idx]) * yh[:, g.data_idx]).real.reshape(-1)
+        # common phase per header symbol (the clock-drift slope is negligible this close to the LTS)
+        cpe = np.exp(-1j * np.angle((yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)))
+        soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft)
         header = FrameHeader.from_bits(bits)
         if header is None:
@@ -290,6 +290,26 @@ class Receiver:
         if header.payload_len > cfg.max_payload_symbols:
             self.stats.bad_lengths += 1
             return report("bad_length", header=header, end=hdr_end), hdr_end
+
+        # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
+        # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
+        x_hdr = np.empty((nh, h.size), complex)
+        x_hdr[:, g.data_idx] = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)
+        x_hdr[:, g.pilot_idx] = xp_h
+        obs = yh * np.conj(x_hdr)
+        cpe = np.exp(-1j * np.angle(obs @ np.conj(h)))  # common phase from all 96 known REs per symbol
+        obs *= cpe[:, None]  # (nh, U), each ≈ H + noise of variance N0
+        res_h = obs - h[None, :]
+        known_h = float(np.vdot(res_h, res_h).real) / (1 + 0.5 * kept)  # N0 · count (h had error kept·N0/2)
+        no_isi = extent <= cp + _LEAK
+        err = 0.5 * kept  # channel-estimation error variance / N0 of the channel used for the payload
+        if no_isi:
+            m = 2 + nh
+            n0 = (noise_e + known_h) / (dof + res_h.size)
+            h_comb = (2 * h_ls + obs.sum(axis=0)) / m
+            sig = signal_power(self.estimator.project(h_comb, delays), rank, 2 * n0 / m)
+            h, kept = self.estimator.filter(h_comb, rxc.channel_estimator, delays, n0 / m / max(sig, 1e-12))
+            err = kept / m
 
         # payload
         npay = lay.payload_symbols(header.payload_len)
@@ -305,17 +325,14 @@ class Receiver:
         phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
                             2.0 + np.arange(nh + npay), self._max_beta)
         hall = apply_phase(h.astype(np.complex64), phase, g.subcarriers)
-        # effective noise from known resource elements: pilots and the (now known) header data
-        x_hdr = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)
-        res_p = yall[:, g.pilot_idx] - hall[:, g.pilot_idx] * xp
-        res_h = yh[:, g.data_idx] - hall[:nh, g.data_idx] * x_hdr
-        known = float(np.vdot(res_p, res_p).real + np.vdot(res_h, res_h).real)
-        count = res_p.size + res_h.size
-        n_eff = known / count
+        # effective noise (noise + channel-estimation error + ISI) from the payload pilots and header
+        res_p = yp[:, g.pilot_idx] - hall[nh:, g.pilot_idx] * xp[nh:]
+        known_p = float(np.vdot(res_p, res_p).real)
+        n_eff = (known_p + known_h * (1 + err)) / (res_p.size + res_h.size)
         snr = None
-        if extent <= cp:  # no ISI expected: known residuals also measure N0
-            err = 0.5 * kept  # channel-estimation error variance / N0
-            snr = snr_db(sig, (noise_e + known / (1 + err)) / (dof + count))
+        if no_isi:  # known residuals also measure N0
+            n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + res_h.size + res_p.size)
+            snr = snr_db(sig, n0)
         xhat, mse = mmse_equalize(yp[:, g.data_idx], hall[nh:, g.data_idx], np.float32(n_eff))
         length = header.payload_len
         self.stats.frames_ok += 1

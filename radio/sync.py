@@ -131,10 +131,8 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
         and the matched-filter output (both LTS copies summed) at positions lo .. hi+window.
     """
     n = template.size
-    pos = np.arange(lo, hi + window + 1)
-    idx = pos[:, None] + np.arange(n)[None, :]
-    seg = samples[idx] + samples[idx + n]
-    taps = seg @ np.conj(template)
+    pair = samples[lo:hi + window + 1 + n] + samples[lo + n:hi + window + 1 + 2 * n]
+    taps = np.correlate(pair, template, mode="valid")  # Σ_m conj(t[m]) pair[d + m]
     power = taps.real ** 2 + taps.imag ** 2
     energy = _window_sums(power, window + 1)
     best = int(np.argmax(energy))
