@@ -9,7 +9,7 @@ impairment             model
 CFO                    ``y[n] = x[n] · exp(j 2π cfo_hz n / fs)``, ``cfo_hz = cfo_ppm · 1e-6 · f_c``
 start offset           ``U{0..start_offset_max_samples}`` noise-only samples before the signal
 sample-clock offset    RX clock at ``fs (1 + ppm·1e-6)``: ``y[n] = x(n / (1 + ppm·1e-6))``, Kaiser-windowed
-                       sinc interpolation (32 taps)
+                       sinc interpolation (32 taps, Farrow structure)
 DC offset              constant ``c`` added, ``|c|² = 10^(dbc/10) ×`` nominal received power, random phase
 IQ imbalance           ``y = K1 x + K2 x*``, ``K1 = (1 + g e^{-jφ})/2``, ``K2 = (1 - g e^{jφ})/2``,
                        ``g = 10^(amplitude_db/20)``, ``φ = phase_deg``
@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from common.tomlconfig import ConfigError, TomlConfig
 
@@ -123,36 +124,44 @@ def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float
 def resample_clock(x: np.ndarray, ppm: float) -> np.ndarray:
     """Samples ``x`` (at ``fs``) as a receiver whose clock runs at ``fs (1 + ppm·1e-6)``.
 
-    Output sample ``n`` is ``x`` interpolated at ``t = n / (1 + ppm·1e-6)`` with a Kaiser-windowed sinc
-    (:func:`_interpolator`, 32 taps, fractional delay quantised to 1/4096 sample); the output covers
-    ``t ≤ len(x) - 1``.
+    Output sample ``n`` is ``x`` interpolated at ``t = n / (1 + ppm·1e-6)`` with a 32-tap Kaiser-windowed
+    sinc whose taps are a degree-6 polynomial in the fractional delay (Farrow structure,
+    :func:`_farrow_coefficients`): seven fixed FIR filters (one FFT, one batched inverse FFT), then Horner's
+    rule per output sample. The output
+    covers ``t ≤ len(x) - 1``; interpolation error −91 dB for a tone at 0.3 fs, −80 dB at the edge of the
+    used band (0.375 fs).
     """
-    table = _interpolator()
-    phases, taps = table.shape
-    half = taps // 2
+    coeffs = _farrow_coefficients()  # [degree + 1, taps]: tap j is lag j - half + 1
+    half = coeffs.shape[1] // 2
     ratio = 1.0 + ppm * 1e-6
     n_out = int(math.floor((len(x) - 1) * ratio)) + 1
     padded = np.concatenate([np.zeros(half, np.complex64), x.astype(np.complex64), np.zeros(half + 1, np.complex64)])
-    k = np.arange(-half + 1, half + 1)
-    out = np.empty(n_out, np.complex64)
-    chunk = 1 << 14
-    for first in range(0, n_out, chunk):
-        t = np.arange(first, min(first + chunk, n_out)) / ratio
-        i = np.floor(t).astype(np.int64)
-        frac = np.rint((t - i) * phases).astype(np.int64)
-        i += frac // phases  # a fraction that rounds up to 1 is the next sample
-        w = table[frac % phases]
-        out[first:first + len(t)] = np.einsum("nk,nk->n", padded[i[:, None] + k[None, :] + half], w)
-    return out
+    t = np.arange(n_out) / ratio
+    i = np.floor(t).astype(np.int64)
+    mu = (t - i).astype(np.float32)
+    # z_p[i] = sum_j padded[i + 1 + j] * coeffs[p, j]  (= sum over lags k of x[i + k] * c_p[k]):
+    # all degree + 1 correlations with one forward FFT and one batched inverse FFT
+    taps = coeffs.shape[1]
+    n_fft = scipy.fft.next_fast_len(len(padded) + taps - 1)
+    full = scipy.fft.ifft(scipy.fft.fft(padded, n_fft) * scipy.fft.fft(coeffs[:, ::-1], n_fft, axis=1), axis=1)
+    z = full[:, i + taps]
+    out = z[-1]
+    for zp in z[-2::-1]:
+        out = out * mu + zp
+    return out.astype(np.complex64, copy=False)
 
 
 @functools.cache
-def _interpolator(half_length: int = 16, phases: int = 4096, beta: float = 8.0) -> np.ndarray:
-    """``[phases, 2·half_length]`` float32 taps at lags ``-half_length+1 .. half_length`` for the fractional
-    delays ``p / phases``: Kaiser-windowed sinc normalised to unit DC gain."""
-    u = np.arange(-half_length + 1, half_length + 1)[None, :] - (np.arange(phases) / phases)[:, None]
+def _farrow_coefficients(half_length: int = 16, degree: int = 6, beta: float = 8.0) -> np.ndarray:
+    """``[degree + 1, 2·half_length]`` float32: least-squares polynomial (in the fractional delay μ ∈ [0, 1))
+    of the Kaiser-windowed sinc taps at lags ``-half_length+1 .. half_length``, each normalised to unit DC
+    gain (tap fit error 2e-5)."""
+    mu = np.arange(4096) / 4096
+    u = np.arange(-half_length + 1, half_length + 1)[None, :] - mu[:, None]
     w = np.sinc(u) * np.i0(beta * np.sqrt(1.0 - np.clip(u / half_length, -1.0, 1.0) ** 2)) / np.i0(beta)
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    w /= w.sum(axis=1, keepdims=True)
+    coeffs, *_ = np.linalg.lstsq(np.vander(mu, degree + 1, increasing=True), w, rcond=None)
+    return coeffs.astype(np.float32)
 
 
 def carrier_phase(num_samples: int, cfo_hz: float, linewidth_hz: float, sample_rate_hz: float,
