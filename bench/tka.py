@@ -7,9 +7,10 @@ Methods, trained in ONE run on the same latents and channel (see ``dekag.jscc.tr
 (a) ``base`` across conditions, (b) ``mismatch`` at 10 dB / 100 ns, (c) ``oracle`` fine-tuned at each point
 of a coarse grid, (d) ``adjscc`` with the same added-parameter budget as CALA (all weights trained) and
 ``adjscc_frozen`` (AF modules only, base frozen: CALA's accounting), (e) ``cala_softmax`` / ``cala_sigmoid``;
-control ``base_longer``: (a) trained on for as many steps as the adaptive stages. Every method sees the same fading and noise at each grid point (Sionna's generator is
-reseeded per point). Latent PSNR peak = peak-to-peak range of the test latents; image PSNR compares the
-decoded received latent with the decoded clean latent (channel damage only).
+control ``base_longer``: (a) trained on for as many steps as the adaptive stages. Every method sees the
+same fading and noise at each grid point (Sionna's generator is reseeded per point). Latent PSNR peak =
+peak-to-peak range of all latents; image PSNR compares the decoded received latent with the decoded clean
+latent (channel damage only).
 
 Writes ``bench/results/tka.json`` (rewritten after every grid point), ``tka.png`` next to it, prints markdown.
 """
@@ -145,22 +146,30 @@ def markdown(report: dict, metric: str) -> str:
     lines += [f"| {k} | {v:+.2f} |" for k, v in s.items() if k.endswith("_over_grid_db")]
     rows = [r for r in report["rows"] if metric in r]
     head = report["headline_cala"]
-    lines += ["", f"### {metric} per SNR × delay spread (mean over TDL): {head} / (b) mismatch / (d) adjscc",
+    lines += ["", f"### {metric} per SNR × delay spread (mean over TDL): "
+              f"{head} / (a) base / (b) mismatch / (d) adjscc",
               "", "| SNR \\ τ | " + " | ".join(f"{d * 1e9:g} ns" for d in SPREADS_S) + " |",
               "|---|" + "---|" * len(SPREADS_S)]
     for snr in SNRS_DB:
         cells = []
         for d in SPREADS_S:
-            v = {m: mean([r[metric] for r in rows if r["method"] == m and r["snr_db"] == snr and r["delay_spread_s"] == d])
-                 for m in (head, "mismatch", "adjscc")}
-            cells.append(f"{v[head]:.1f} / {v['mismatch']:.1f} / {v['adjscc']:.1f}")
+            v = [mean([r[metric] for r in rows if r["method"] == m and r["snr_db"] == snr and r["delay_spread_s"] == d])
+                 for m in (head, "base", "mismatch", "adjscc")]
+            cells.append(" / ".join(f"{x:.1f}" for x in v))
         lines.append(f"| {snr:g} dB | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def report_markdown(path: Path) -> str:
+    """Markdown tables of a finished (or partial) ``tka.json``."""
+    report = json.loads(Path(path).read_text())
+    return "\n\n".join(markdown(report, m) for m in report["summary"])
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny training and grid (CI smoke check)")
+    parser.add_argument("--report", default=None, help="only print the markdown tables of this JSON")
     parser.add_argument("--source", choices=("auto", "vae", "standin"), default="auto")
     parser.add_argument("--latents", default=None,
                         help="safetensors file with a [N, 4, 8, 8] tensor 'latents' (e.g. aligned-edge S_EG); "
@@ -169,6 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/tka[_smoke].json)")
     parser.add_argument("--eval-latents", type=int, default=None, help="test latents per grid point")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report_markdown(Path(args.report)))
+        return json.loads(Path(args.report).read_text())
     torch.set_num_threads(1)
     global SNRS_DB, SPREADS_S, TDLS
     if args.smoke:

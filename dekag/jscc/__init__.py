@@ -28,6 +28,6 @@ __all__ = [
     "AdjsccConfig", "AttentionFeature", "CalaConfig", "CalaError", "CalaLayer", "ChannelConfig", "CodecConfig",
     "Condition", "ConditionError", "JsccCodec", "LatentSet", "ShapeError", "TkaConfig", "TrainingChannel",
     "TrainingConfig", "apply_adjscc", "apply_cala", "cala_num_parameters", "cala_state_dict", "is_cala",
-    "latent_file", "load_cala", "load_cala_state_dict", "save_cala", "seed_sionna", "standin_latents", "symbols_from_numpy",
-    "symbols_to_numpy", "vae_latents",
+    "latent_file", "load_cala", "load_cala_state_dict", "save_cala", "seed_sionna", "standin_latents",
+    "symbols_from_numpy", "symbols_to_numpy", "vae_latents",
 ]

@@ -71,7 +71,8 @@ class TrainingChannel(nn.Module):
         n_data_ofdm = math.ceil(num_symbols / used)
         n_ofdm = n_data_ofdm + len(config.pilot_ofdm_symbol_indices)
         if max(config.pilot_ofdm_symbol_indices) >= n_ofdm:
-            raise ValueError(f"pilot OFDM symbol index {max(config.pilot_ofdm_symbol_indices)} ≥ grid length {n_ofdm}")
+            raise ValueError(f"pilot OFDM symbol index {max(config.pilot_ofdm_symbol_indices)} "
+                             f"≥ grid length {n_ofdm}")
         guard = config.fft_size - used - 1
         self.resource_grid = m["ResourceGrid"](
             num_ofdm_symbols=n_ofdm, fft_size=config.fft_size, subcarrier_spacing=config.subcarrier_spacing_hz,

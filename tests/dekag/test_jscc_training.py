@@ -101,6 +101,9 @@ def test_tiny_tka_run_trains_base_then_cala_and_reloads(tmp_path):
     for n, p in base.state_dict().items():                           # base weights stayed frozen
         key = n if n in cala.state_dict() else n.replace(".weight", ".base.weight").replace(".bias", ".base.bias")
         torch.testing.assert_close(cala.state_dict()[key], p)
+    frozen, full = out["adjscc_frozen"].state_dict(), out["adjscc"].state_dict()
+    torch.testing.assert_close(frozen["encoder.0.weight"], base.state_dict()["encoder.0.weight"])
+    assert not torch.equal(full["encoder.0.weight"], base.state_dict()["encoder.0.weight"])
     ch = TrainingChannel(cfg.channel, cfg.codec.num_symbols)
     rec = round_trip(cala, ch, lat.latents[:4], 20.0, 100e-9, 0)
     assert rec.shape == (4, 4, 8, 8) and bool(torch.isfinite(rec).all())
