@@ -81,16 +81,20 @@ class ResourceGrid:
         t = scipy.fft.ifft(full, axis=1, norm="ortho") * self.scale
         return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
 
-    def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0) -> np.ndarray:
+    def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
+                   dc: complex = 0.0) -> np.ndarray:
         """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U).
 
-        ``cfo`` (subcarriers) is removed inside each window; the phase it accumulates between
-        windows is not (the caller applies it per window). The result is scaled back by the
-        transmitter's time scale, so a unit-gain channel gives the transmitted resource elements.
+        ``dc`` is subtracted from the samples first; ``cfo`` (subcarriers) is then removed inside
+        each window; the phase it accumulates between windows is not (the caller applies it per
+        window). The result is scaled back by the transmitter's time scale, so a unit-gain
+        channel gives the transmitted resource elements.
         """
         n = self.cfg.fft_size
         idx = np.asarray(starts)[:, None] + np.arange(n)[None, :]
         win = samples[idx]
+        if dc:
+            win = win - np.complex64(dc)
         if cfo:
             win = win * np.exp(-2j * np.pi * cfo * np.arange(n) / n).astype(win.dtype)
         spec = scipy.fft.fft(win, axis=1, norm="ortho")

@@ -128,6 +128,7 @@ class Receiver:
         """Forget buffered samples and counters; the next sample is stream index 0."""
         self._buf = np.zeros(0, np.complex64)
         self._buf_start = 0
+        self._dc = 0.0
         self.stats = ReceiverStats()
 
     def flush(self) -> list[ReceivedFrame]:
@@ -194,7 +195,7 @@ class Receiver:
     def _windows(self, starts: np.ndarray, cfo: float, ref: int) -> np.ndarray:
         """CFO-corrected used subcarriers (S, U) of FFT windows at ``starts`` (buffer indices)."""
         n = self.cfg.fft_size
-        spec = self.layout.grid.demodulate(self._buf, starts, cfo)
+        spec = self.layout.grid.demodulate(self._buf, starts, cfo, self._dc)
         spec *= np.exp(-2j * np.pi * cfo * (np.asarray(starts) - ref) / n).astype(np.complex64)[:, None]
         return spec
 
@@ -231,7 +232,15 @@ class Receiver:
             return None, 0
         cfo += sync.residual_cfo(seg, w, n)
         w += seg_lo
-        first += seg_lo
+        # DC offset (LO leakage, ADC offset): harmless at DC, but the CFO correction turns it into a
+        # tone that leaks into every subcarrier. The two LTS copies differ only by the CFO rotation, so
+        # r2 − r1·e^{j2πε} = d·(1 − e^{j2πε}): the DC offset d, measurable unless ε is near an integer
+        # (then the tone falls on one subcarrier bin and leaks nowhere).
+        rot = np.exp(2j * np.pi * cfo)
+        self._dc = 0.0
+        if abs(1 - rot) > 0.5:
+            r1 = buf[w:w + n].astype(np.complex128)
+            self._dc = complex(np.mean(buf[w + n:w + 2 * n] - r1 * rot) / (1 - rot))
         start_rel = first - lay.preamble.lts1_offset
         start = self._buf_start + start_rel
 
