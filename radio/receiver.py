@@ -232,6 +232,7 @@ class Receiver:
             return None, 0
         cfo += sync.residual_cfo(seg, w, n)
         w += seg_lo
+        first += seg_lo
         # DC offset (LO leakage, ADC offset): harmless at DC, but the CFO correction turns it into a
         # tone that leaks into every subcarrier. The two LTS copies differ only by the CFO rotation, so
         # r2 − r1·e^{j2πε} = d·(1 − e^{j2πε}): the DC offset d, measurable unless ε is near an integer
