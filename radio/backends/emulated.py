@@ -100,5 +100,10 @@ class EmulatedBackend(RadioBackend):
         return out
 
     @property
+    def pending_samples(self) -> int:
+        """Received samples queued and not yet read."""
+        return sum(part.size for part in self._queue)
+
+    @property
     def counters(self) -> dict[str, int]:
         return dict(self._counters)

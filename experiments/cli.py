@@ -1,0 +1,207 @@
+"""``dekag-testbed``: the command line.
+
+    dekag-testbed run                      # the whole emulated loop: channel, user and edge processes
+    dekag-testbed run --config lab.toml    # any TOML config (see `dekag-testbed config`)
+    dekag-testbed edge    --config lab.toml --out runs/x    # one node alone (two hosts, two Plutos)
+    dekag-testbed user    --config lab.toml --out runs/x
+    dekag-testbed channel --config lab.toml --out runs/x
+    dekag-testbed report runs/x            # figures + summary.md of a (possibly partial) run folder
+    dekag-testbed replay capture.sigmf-meta --out runs/r   # the receiver over a SigMF recording
+    dekag-testbed config                   # print the embedded default configuration as TOML
+    dekag-testbed train-world | align | train | bench NAME   # the dekag training commands and benchmarks
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from common.tomlconfig import ConfigError
+from experiments.config import TestbedConfig, default_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
+def load_config(path: str | None) -> TestbedConfig:
+    return TestbedConfig.load(path) if path else default_config()
+
+
+def _apply_overrides(cfg: TestbedConfig, args: argparse.Namespace) -> TestbedConfig:
+    if getattr(args, "frames", None):
+        cfg.edge.num_frames = args.frames
+    if getattr(args, "backend", None):
+        cfg.link.backend = args.backend
+        cfg.link.validate()
+    return cfg
+
+
+def _out_dir(args: argparse.Namespace, cfg: TestbedConfig) -> Path:
+    if args.out:
+        return Path(args.out)
+    return Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.name}"
+
+
+def _node(role: str, args: argparse.Namespace) -> int:
+    from experiments import nodes  # heavy imports (torch, diffusers, sionna) only for node commands
+
+    cfg = _apply_overrides(load_config(args.config), args)
+    return nodes.run_node(role, cfg, _out_dir(args, cfg))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _apply_overrides(load_config(args.config), args)
+    out = _out_dir(args, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.toml")
+    print(f"run folder: {out}", flush=True)
+    if cfg.link.backend == "emulator":
+        from experiments import nodes
+        rc = nodes.run_in_process(cfg, out)
+    else:
+        rc = _run_processes(cfg, out, with_channel=cfg.link.backend == "zmq")
+    from experiments.report import build_report
+    summary = build_report(out)
+    print(summary.read_text(), flush=True)
+    return rc
+
+
+def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool) -> int:
+    """Start channel (if emulated), user and edge as separate processes; wait for edge and user."""
+    roles = (["channel"] if with_channel else []) + ["user", "edge"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = {}
+    for role in roles:
+        cmd = [sys.executable, "-m", "experiments.cli", role, "--config", str(out / "config.toml"), "--out", str(out)]
+        log = open(out / f"{role}.log", "w")
+        procs[role] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()), log)
+    rc = 0
+    try:
+        deadline = None
+        while True:
+            edge_rc, user_rc = procs["edge"][0].poll(), procs["user"][0].poll()
+            if edge_rc is not None and user_rc is not None:
+                rc = edge_rc or user_rc
+                break
+            if edge_rc is not None and deadline is None:  # the edge is done: give the user time to finish
+                deadline = time.monotonic() + cfg.link.timeout_s + 5
+            if deadline is not None and time.monotonic() > deadline:
+                procs["user"][0].terminate()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("interrupted: stopping the nodes (results so far are kept)", flush=True)
+        rc = 130
+    finally:
+        for role, (proc, log) in procs.items():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for role, (proc, log) in procs.items():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+            if proc.returncode not in (0, None, -signal.SIGTERM, 130) and role != "channel":
+                print(f"{role} exited with {proc.returncode}; see {out / (role + '.log')}", flush=True)
+    return rc
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from experiments.report import build_report
+    print(build_report(args.run_dir).read_text())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from experiments import nodes
+    cfg = load_config(args.config)
+    return nodes.replay(cfg, Path(args.recording), _out_dir(args, cfg))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    sys.stdout.write(cfg.to_toml_str())
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+    return importlib.import_module(module).main(argv) or 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    script = REPO / "bench" / f"{args.name}.py"
+    if not script.is_file():
+        names = sorted(p.stem for p in (REPO / "bench").glob("*.py"))
+        raise SystemExit(f"no benchmark {args.name!r}; available: {', '.join(names)}")
+    return subprocess.call([sys.executable, str(script), *args.rest])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dekag-testbed", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def node_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", help="TOML configuration (default: the embedded one; see `config`)")
+        sp.add_argument("--out", help="run folder (default: runs/<time>-<name>)")
+        sp.add_argument("--frames", type=int, help="override edge.num_frames")
+        sp.add_argument("--backend", choices=["zmq", "emulator", "pluto"], help="override link.backend")
+
+    sp = sub.add_parser("run", help="run edge, channel and user together and write a run folder")
+    node_args(sp)
+    sp.set_defaults(func=cmd_run)
+    for role, text in (("edge", "the edge node alone: generate, encode with CALA, transmit"),
+                       ("user", "the user node alone: receive, feed CSI back, decode, measure"),
+                       ("channel", "the channel node alone: the emulator between two ZeroMQ RF ports")):
+        sp = sub.add_parser(role, help=text)
+        node_args(sp)
+        sp.set_defaults(func=lambda a, r=role: _node(r, a))
+    sp = sub.add_parser("report", help="figures and summary.md of a run folder")
+    sp.add_argument("run_dir")
+    sp.set_defaults(func=cmd_report)
+    sp = sub.add_parser("replay", help="run the receiver (and decoder) over a SigMF recording")
+    sp.add_argument("recording", help="path to a .sigmf-meta (or .sigmf-data) file")
+    sp.add_argument("--config")
+    sp.add_argument("--out")
+    sp.set_defaults(func=cmd_replay)
+    sp = sub.add_parser("config", help="print a configuration as TOML (the embedded default without --config)")
+    sp.add_argument("--config")
+    sp.set_defaults(func=cmd_config)
+    for name, module, text in (("train-world", "dekag.miniature.train_world", "train the miniature world"),
+                               ("align", "dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
+                               ("train", "dekag.jscc.train", "T-KA: JSCC codec + CALA, with baselines")):
+        sp = sub.add_parser(name, help=text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        sp.set_defaults(func=lambda a, m=module: _delegate(m, a.rest))
+    sp = sub.add_parser("bench", help="run a benchmark from bench/ (JSON to bench/results/)")
+    sp.add_argument("name")
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    sp.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _sigterm_as_interrupt()
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"dekag-testbed: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The testbed's configuration: :class:`TestbedConfig`, one TOML file for all three nodes.
+
+``dekag-testbed run`` with no ``--config`` uses the embedded default (:func:`default_config`): the
+ZeroMQ virtual RF between three local processes, the Sionna emulator with hardware impairments on,
+an SNR/delay-spread schedule that changes every few frames so CALA has something to adapt to, and the
+shipped miniature models. ``dekag-testbed config --dump`` prints it as a starting point for a lab file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.tomlconfig import ConfigError, TomlConfig
+from radio.backends.pluto import PlutoConfig
+from radio.config import FrameConfig, ReceiverConfig
+from radio.emulator import EmulatorConfig
+from radio.feedback import FeedbackConfig
+from radio.impairments import Impairments
+
+BACKENDS = ("zmq", "emulator", "pluto")
+
+
+@dataclass
+class LinkSection(TomlConfig):
+    """How samples travel from edge to user.
+
+    Attributes:
+        backend: ``zmq`` (virtual RF through a channel-node process), ``emulator`` (in-process, edge and
+            user in one process) or ``pluto`` (an ADALM-Pluto at each node; edge and user may be two hosts).
+        tx_endpoint: ZeroMQ address the edge serves TX samples on (the channel node connects).
+        rx_endpoint: ZeroMQ address the channel node serves RX samples on (the user connects).
+        timeout_s: how long a node waits for its peer before it reports the peer lost.
+        guard_samples: zeros after each frame burst (≥ 2 × ``chunk_samples`` so a frame is complete
+            before the next burst is needed).
+        chunk_samples: samples the user asks for per read.
+        edge_pluto, user_pluto: the two radios for ``backend = "pluto"``.
+        record_sigmf: also record everything the user receives as SigMF in the run folder.
+    """
+
+    backend: str = "zmq"
+    tx_endpoint: str = "tcp://127.0.0.1:52100"
+    rx_endpoint: str = "tcp://127.0.0.1:52101"
+    timeout_s: float = 30.0
+    guard_samples: int = 8192
+    chunk_samples: int = 4096
+    edge_pluto: PlutoConfig = field(default_factory=PlutoConfig)
+    user_pluto: PlutoConfig = field(default_factory=PlutoConfig)
+    record_sigmf: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"link.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.chunk_samples < 256 or self.guard_samples < 2 * self.chunk_samples:
+            raise ConfigError("link.chunk_samples must be ≥ 256 and link.guard_samples ≥ 2 × chunk_samples")
+        if not self.timeout_s > 0:
+            raise ConfigError("link.timeout_s must be positive")
+
+
+@dataclass
+class ChannelSection(TomlConfig):
+    """The emulated channel and how its condition changes over the run.
+
+    Attributes:
+        emulator: profile, nominal SNR, delay spread, carrier, Doppler, impairments, seed.
+        snr_db_schedule: nominal SNR per step (cycled); empty = ``emulator.snr_db`` throughout.
+        delay_spread_s_schedule: RMS delay spread per step (cycled); empty = ``emulator.delay_spread_s``.
+        frames_per_step: frame bursts each schedule step lasts.
+    """
+
+    emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
+    snr_db_schedule: list[float] = field(default_factory=list)
+    delay_spread_s_schedule: list[float] = field(default_factory=list)
+    frames_per_step: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.frames_per_step < 1:
+            raise ConfigError("channel.frames_per_step must be ≥ 1")
+        if any(d <= 0 for d in self.delay_spread_s_schedule):
+            raise ConfigError("channel.delay_spread_s_schedule values must be positive (seconds)")
+
+    def condition_at(self, burst: int) -> tuple[float, float]:
+        """Nominal ``(snr_db, delay_spread_s)`` of burst number ``burst`` (0-based)."""
+        step = burst // self.frames_per_step
+        snr = self.snr_db_schedule[step % len(self.snr_db_schedule)] if self.snr_db_schedule else self.emulator.snr_db
+        ds = (self.delay_spread_s_schedule[step % len(self.delay_spread_s_schedule)]
+              if self.delay_spread_s_schedule else self.emulator.delay_spread_s)
+        return float(snr), float(ds)
+
+
+@dataclass
+class EdgeSection(TomlConfig):
+    """The edge node: what it generates and how it picks the encoder's condition.
+
+    Attributes:
+        num_frames: images to send (one frame each).
+        prompts: prompts cycled over frames; ``{metaword}`` is replaced by the knowledge package's metaword.
+        seed: first generation seed (frame ``i`` uses ``seed + i``).
+        num_inference_steps: denoising steps of the edge model.
+        knowledge_package: folder of the downlink knowledge package; empty = the shipped miniature one.
+        condition: ``feedback`` (latest CSI from the user, else fallback) or ``fixed`` (always the fallback).
+        feedback_wait_s: before encoding frame k the edge waits up to this long for the user's report on
+            frame k-1 (so CSI is at most one frame old while the user keeps up).
+    """
+
+    num_frames: int = 12
+    prompts: list[str] = field(default_factory=lambda: ["a photo of {metaword}"])
+    seed: int = 1000
+    num_inference_steps: int = 20
+    knowledge_package: str = ""
+    condition: str = "feedback"
+    feedback_wait_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.num_frames < 1:
+            raise ConfigError("edge.num_frames must be ≥ 1")
+        if not self.prompts:
+            raise ConfigError("edge.prompts must hold at least one prompt")
+        if self.condition not in ("feedback", "fixed"):
+            raise ConfigError(f"edge.condition must be 'feedback' or 'fixed', got {self.condition!r}")
+
+
+@dataclass
+class UserSection(TomlConfig):
+    """The user node: which condition gates its decoder.
+
+    Attributes:
+        decoder_condition: ``estimate`` (its own SNR/delay-spread estimate) or ``header`` (the condition the
+            edge's encoder used, carried in the frame header). Both are always decoded and measured; this
+            picks the one whose image is kept.
+        save_images: write each received image as PNG.
+    """
+
+    decoder_condition: str = "estimate"
+    save_images: bool = True
+
+    def __post_init__(self) -> None:
+        if self.decoder_condition not in ("estimate", "header"):
+            raise ConfigError(f"user.decoder_condition must be 'estimate' or 'header', got {self.decoder_condition!r}")
+
+
+@dataclass
+class TestbedConfig(TomlConfig):
+    """Everything a run needs. Sections: ``frame``, ``receiver``, ``link``, ``channel``, ``feedback``,
+    ``edge``, ``user``; plus ``seed`` and ``name``."""
+
+    __test__ = False  # not a pytest class
+
+    name: str = "default"
+    seed: int = 1
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    link: LinkSection = field(default_factory=LinkSection)
+    channel: ChannelSection = field(default_factory=ChannelSection)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    edge: EdgeSection = field(default_factory=EdgeSection)
+    user: UserSection = field(default_factory=UserSection)
+
+
+def default_config() -> TestbedConfig:
+    """The embedded default: three processes over ZeroMQ, TDL-C with impairments, a changing condition."""
+    impairments = Impairments(cfo=True, cfo_ppm=5.0, start_offset=True, start_offset_max_samples=500,
+                              sample_clock=True, sample_clock_ppm=5.0, dc_offset=True, iq_imbalance=True,
+                              phase_noise=True, quantization=True)
+    return TestbedConfig(
+        channel=ChannelSection(
+            emulator=EmulatorConfig(profile="TDL-C", snr_db=10.0, delay_spread_s=100e-9, carrier_frequency_hz=2.4e9,
+                                    seed=1, impairments=impairments),
+            snr_db_schedule=[18.0, 12.0, 6.0, 2.0, 6.0, 12.0], delay_spread_s_schedule=[100e-9, 300e-9, 1000e-9],
+            frames_per_step=2),
+        feedback=FeedbackConfig(endpoint="tcp://127.0.0.1:52102", max_age_s=5.0),
+    )

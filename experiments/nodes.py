@@ -1,0 +1,164 @@
+"""Building and running the nodes from a :class:`TestbedConfig`: backends, feedback sockets, knowledge.
+
+``run_node(role, config, out)`` is what ``dekag-testbed edge|user|channel`` runs; ``run_in_process``
+runs edge and user in one process over the in-process emulator backend; ``replay`` runs the user side
+over a SigMF recording.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.config import TestbedConfig
+from experiments.run_folder import RunFolder
+from experiments.truth import TruthTable
+from radio.backends.base import RadioBackend
+from radio.backends.zmq_rf import ZmqRfBackend, ZmqRfConfig
+from radio.feedback import CsiPublisher, CsiSubscriber, FixedCondition
+
+
+def _zmq(config: TestbedConfig, **endpoints: str) -> ZmqRfBackend:
+    link = config.link
+    return ZmqRfBackend(ZmqRfConfig(sample_rate_hz=config.frame.sample_rate_hz,
+                                    center_frequency_hz=config.channel.emulator.carrier_frequency_hz,
+                                    timeout_s=link.timeout_s, **endpoints))
+
+
+def edge_backend(config: TestbedConfig) -> RadioBackend:
+    if config.link.backend == "pluto":
+        from radio.backends.pluto import PlutoBackend
+        return PlutoBackend(config.link.edge_pluto)
+    return _zmq(config, tx_endpoint=config.link.tx_endpoint)
+
+
+def user_backend(config: TestbedConfig, run: RunFolder) -> RadioBackend:
+    if config.link.backend == "pluto":
+        from radio.backends.pluto import PlutoBackend
+        backend: RadioBackend = PlutoBackend(config.link.user_pluto)
+    else:
+        backend = _zmq(config, rx_endpoint=config.link.rx_endpoint)
+    if config.link.record_sigmf:
+        from radio.backends.sigmf_io import RecordingBackend, SigMFRecorder
+        recorder = SigMFRecorder.for_backend(run.root / "capture", backend, frame_config=config.frame.to_dict())
+        backend = RecordingBackend(backend, recorder)
+    return backend
+
+
+def edge_conditions(config: TestbedConfig) -> CsiSubscriber | FixedCondition:
+    fb = config.feedback
+    if config.edge.condition == "fixed":
+        return FixedCondition(fb.fallback)
+    return CsiSubscriber(fb.endpoint, max_age_s=fb.max_age_s, fallback=fb.fallback, curve=fb.curve_keys(),
+                         timeout_s=fb.timeout_s)
+
+
+def user_publisher(config: TestbedConfig) -> CsiPublisher:
+    fb = config.feedback
+    return CsiPublisher(fb.endpoint, curve=fb.curve_keys(), timeout_s=fb.timeout_s)
+
+
+def _edge(config: TestbedConfig, run: RunFolder, backend: RadioBackend, knowledge=None):
+    from experiments.edge_node import EdgeNode
+    if knowledge is None:
+        from experiments.knowledge import EdgeRuntime
+        knowledge = EdgeRuntime.load(config, run.images)
+    return EdgeNode(config, run, knowledge, backend, edge_conditions(config))
+
+
+def _user(config: TestbedConfig, run: RunFolder, knowledge=None):
+    from experiments.user_node import UserNode
+    if knowledge is None:
+        from experiments.knowledge import UserRuntime
+        knowledge = UserRuntime.load(config)
+    truth = TruthTable(run.root / "channel.results.jsonl") if config.link.backend != "pluto" else None
+    return UserNode(config, run, knowledge, user_publisher(config), truth)
+
+
+def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int:
+    """Run one node until it is done, its peer is lost, or it is interrupted. Returns an exit code.
+
+    ``knowledge`` replaces the ``dekag`` runtime (tests pass a light stand-in; see ``UserKnowledge``)."""
+    from radio.backends.base import PeerTimeout
+
+    run = RunFolder(out, config, role=role, seed=config.seed)
+    try:
+        if role == "channel":
+            from experiments.channel_node import run_channel_node
+            run_channel_node(config, run)
+        elif role == "edge":
+            from experiments.edge_node import run_edge_node
+            with edge_backend(config) as backend:
+                run_edge_node(_edge(config, run, backend, knowledge))
+        elif role == "user":
+            from experiments.user_node import run_user_node
+            node = _user(config, run, knowledge)
+            with user_backend(config, run) as backend:
+                run_user_node(node, backend)
+            node.publisher.close()
+        else:
+            raise ValueError(f"unknown role {role!r}")
+    except PeerTimeout as exc:
+        run.event("error", error=str(exc))
+        print(f"{role}: {exc}", flush=True)
+        return 3
+    except KeyboardInterrupt:
+        run.event("interrupted")
+        return 130
+    finally:
+        run.close()
+    return 0
+
+
+def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_knowledge=None) -> int:
+    """Edge and user in this process over the in-process emulator backend (no channel process)."""
+    from experiments.channel_node import ScheduledChannel
+    from experiments.edge_node import run_edge_node
+    from radio.backends.emulated import EmulatedBackend
+
+    channel_run = RunFolder(out, config, role="channel", seed=config.seed)
+    channel = ScheduledChannel(config, channel_run)
+    backend = EmulatedBackend(lambda iq: (channel(iq), channel.truths[-1][2]),
+                              sample_rate_hz=config.frame.sample_rate_hz,
+                              center_frequency_hz=config.channel.emulator.carrier_frequency_hz)
+    edge_run = RunFolder(out, config, role="edge", seed=config.seed)
+    user_run = RunFolder(out, config, role="user", seed=config.seed)
+    user = _user(config, user_run, user_knowledge)
+    edge = _edge(config, edge_run, backend, edge_knowledge)
+    if isinstance(edge.conditions, CsiSubscriber):
+        user.publisher.publish_until_received(edge.conditions, frame_id=0, snr_db=config.feedback.fallback_snr_db,
+                                              delay_spread_s=config.feedback.fallback_delay_spread_s)
+        edge.conditions.latest = None  # that was only the handshake, not a measurement
+    try:
+        for frame_id in range(config.edge.num_frames):
+            edge.send_frame(frame_id)
+            user.process(backend.receive(max(backend.pending_samples, 1)))
+        user.finish()
+    except KeyboardInterrupt:
+        edge_run.event("interrupted")
+        return 130
+    finally:
+        user.publisher.close()
+        for r in (channel_run, edge_run, user_run):
+            r.close()
+    return 0
+
+
+def replay(config: TestbedConfig, recording: Path, out: Path) -> int:
+    """The user node over a SigMF recording: every frame in it is received, decoded and measured."""
+    from radio.backends.sigmf_io import ReplayExhausted, SigMFReplayBackend
+    from experiments.user_node import UserNode
+
+    run = RunFolder(out, config, role="user", seed=config.seed)
+    from experiments.knowledge import UserRuntime
+    node = UserNode(config, run, UserRuntime.load(config), user_publisher(config), None)
+    with SigMFReplayBackend(recording, expected_sample_rate_hz=config.frame.sample_rate_hz,
+                            expected_frame_config=config.frame.to_dict()) as backend:
+        try:
+            while True:
+                node.process(backend.receive(config.link.chunk_samples))
+        except ReplayExhausted:
+            pass
+    node.finish()
+    run.event("stop", **node.counts)
+    node.publisher.close()
+    run.close()
+    return 0

@@ -1,0 +1,136 @@
+"""Edge, channel and user nodes over real ZeroMQ sockets and the Sionna emulator, with a light
+stand-in for the dekag models (tests/experiments/knowledge_stub.py)."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+import radio
+from experiments import nodes
+from experiments.config import ChannelSection, TestbedConfig
+from experiments.report import build_report, join_frames
+from experiments.run_folder import read_jsonl
+from knowledge_stub import StubKnowledge
+from radio.emulator import EmulatorConfig
+from radio.feedback import free_tcp_endpoint
+
+
+def _config(num_frames=4, timeout_s=3.0, snr_schedule=(25.0, 15.0)) -> TestbedConfig:
+    cfg = TestbedConfig(channel=ChannelSection(emulator=EmulatorConfig(profile="TDL-C", seed=3),
+                                               snr_db_schedule=list(snr_schedule)))
+    cfg.edge.num_frames = num_frames
+    cfg.link.timeout_s = timeout_s
+    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
+    cfg.feedback.endpoint = free_tcp_endpoint()
+    cfg.feedback.max_age_s = 1.5
+    cfg.edge.feedback_wait_s = 1.0
+    return cfg
+
+
+def _node(role, cfg, out):
+    rc = nodes.run_node(role, cfg, out, knowledge=None if role == "channel" else StubKnowledge())
+    raise SystemExit(rc)
+
+
+def _start(role, cfg, out):
+    p = mp.get_context("fork").Process(target=_node, args=(role, cfg, out), daemon=True)
+    p.start()
+    return p
+
+
+def test_in_process_run_decodes_every_frame_with_fresh_feedback(tmp_path):
+    cfg = _config(num_frames=5)
+    cfg.link.backend = "emulator"
+    assert nodes.run_in_process(cfg, tmp_path, StubKnowledge(), StubKnowledge()) == 0
+    rows = join_frames(tmp_path)
+    assert [r["frame_id"] for r in rows] == list(range(5))
+    assert all(r["received"] for r in rows)
+    # the encoder used the report on the previous frame from frame 1 on
+    assert [r["csi_age_frames"] for r in rows[1:]] == [1, 1, 1, 1]
+    assert all(r["condition_source"] == "feedback" for r in rows[1:])
+    # estimates joined with the emulator's truth; SNR schedule 25/15 dB visible in the estimates
+    assert all(abs(r["snr_db_est"] - r["snr_db_true"]) < 2.0 for r in rows)
+    assert rows[0]["psnr_latent_db"] > rows[1]["psnr_latent_db"] > 8
+    summary = build_report(tmp_path).read_text()
+    assert "decoded at the user: 5" in summary
+    assert (tmp_path / "figures" / "psnr_over_time.png").exists()
+
+
+def test_three_processes_over_zmq(tmp_path):
+    cfg = _config(num_frames=4)
+    procs = {r: _start(r, cfg, tmp_path) for r in ("channel", "user", "edge")}
+    procs["edge"].join(60)
+    procs["user"].join(30)
+    procs["channel"].terminate()
+    assert procs["edge"].exitcode == 0 and procs["user"].exitcode == 0
+    rows = join_frames(tmp_path)
+    assert [r["frame_id"] for r in rows if r["received"]] == [0, 1, 2, 3]
+    assert all(r["csi_age_frames"] == 1 for r in rows[1:])
+    truth = read_jsonl(tmp_path / "channel.results.jsonl")
+    assert [t["nominal_snr_db"] for t in truth] == [25.0, 15.0, 25.0, 15.0]
+
+
+def test_user_killed_mid_run_edge_falls_back_and_records_it(tmp_path):
+    cfg = _config(num_frames=5, timeout_s=1.5)
+    cfg.feedback.max_age_s = 0.5
+    procs = {r: _start(r, cfg, tmp_path) for r in ("channel", "user", "edge")}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len([r for r in read_jsonl(tmp_path / "user.results.jsonl") if r.get("frame_id") is not None]) >= 2:
+            break
+        time.sleep(0.05)
+    procs["user"].kill()
+    procs["edge"].join(60)
+    procs["channel"].terminate()
+    assert procs["edge"].exitcode == 0, "the edge keeps going when the user is gone"
+    edge_rows = read_jsonl(tmp_path / "edge.results.jsonl")
+    assert len(edge_rows) == 5
+    assert edge_rows[-1]["condition_source"] == "fallback"
+    assert edge_rows[-1]["enc_snr_db"] == cfg.feedback.fallback_snr_db
+    events = read_jsonl(tmp_path / "edge.events.jsonl")
+    assert any(e["event"] == "fallback_condition" for e in events)
+    assert any(e["event"] == "peer_lost" for e in events)
+
+
+def test_channel_killed_both_sides_time_out_and_keep_their_rows(tmp_path):
+    cfg = _config(num_frames=50, timeout_s=1.5)
+    procs = {r: _start(r, cfg, tmp_path) for r in ("channel", "user", "edge")}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(read_jsonl(tmp_path / "user.results.jsonl")) < 2:
+        time.sleep(0.05)
+    procs["channel"].kill()
+    procs["user"].join(30)
+    assert procs["user"].exitcode == 0  # frames were received before the loss: a clean stop with an event
+    user_events = [e["event"] for e in read_jsonl(tmp_path / "user.events.jsonl")]
+    assert "peer_lost" in user_events and user_events[-1] == "stop"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+            e["event"] == "peer_lost" for e in read_jsonl(tmp_path / "edge.events.jsonl")):
+        time.sleep(0.1)
+    procs["edge"].kill()  # it would go on (falling back) for 50 frames × timeout
+    assert any(e["event"] == "peer_lost" for e in read_jsonl(tmp_path / "edge.events.jsonl"))
+    kept = [r for r in read_jsonl(tmp_path / "user.results.jsonl") if r.get("frame_id") is not None]
+    assert len(kept) >= 2 and all("psnr_latent_db" in r for r in kept)
+
+
+def test_bad_header_crc_is_counted_not_decoded(tmp_path, monkeypatch):
+    cfg = _config(num_frames=3)
+    cfg.link.backend = "emulator"
+    good_bits = radio.FrameHeader.to_bits
+
+    def corrupt_frame_1(self):
+        bits = good_bits(self).copy()
+        if self.frame_id == 1:
+            bits[5] ^= 1
+        return bits
+
+    monkeypatch.setattr(radio.FrameHeader, "to_bits", corrupt_frame_1)
+    nodes.run_in_process(cfg, tmp_path, StubKnowledge(), StubKnowledge())
+    user_rows = read_jsonl(tmp_path / "user.results.jsonl")
+    assert [r["frame_id"] for r in user_rows if r["status"] == "ok"] == [0, 2]
+    bad = [r for r in user_rows if r["status"] == "header_crc"]
+    assert len(bad) == 1 and "psnr_latent_db" not in bad[0]
+    assert any(e["event"] == "frame_not_decoded" for e in read_jsonl(tmp_path / "user.events.jsonl"))
