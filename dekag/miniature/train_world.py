@@ -4,7 +4,7 @@ Order: VAE (reconstruction + KL) → feature classifier → latents of the datas
 → edge LDM (every class except ``held_out_class``, so it has never seen the subject). The result is a
 folder with ``vae/``, ``cloud/`` and ``edge/`` (diffusers pipeline folders without their VAE; both share
 ``vae/``), ``features.safetensors`` and ``world.json`` (config, SHA-256 of every file, quality figures).
-With the default config this takes about 15 minutes on 2 cores.
+With the default config this takes about 15 minutes on one free core.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TrainWorldConfig(TomlConfig):
     """Hyper-parameters of the miniature world (all seeded by ``seed``)."""
 
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     held_out_class: int = 7             # the edge never sees this class: the alignment subject
     max_shift_px: int = 2               # augmentation: random integer shifts of the 32×32 digits
     vae_steps: int = 800
@@ -43,8 +43,8 @@ class TrainWorldConfig(TomlConfig):
     feature_epochs: int = 15
     feature_lr: float = 3e-3
     latent_copies: int = 4              # shifted copies of each image encoded for LDM training
-    cloud_steps: int = 2000
-    edge_steps: int = 1600
+    cloud_steps: int = 1200
+    edge_steps: int = 2000
     ldm_batch: int = 32
     ldm_lr: float = 1.5e-3
     cond_dropout: float = 0.1           # prompt replaced by "" with this probability (classifier-free guidance)
@@ -158,8 +158,13 @@ def _save_ldm(out: Path, vae, unet, text, tok) -> None:
     shutil.rmtree(out / "vae")
 
 
-def train_world(cfg: TrainWorldConfig, out_dir: Path = DEFAULT_DIR) -> dict:
-    """Train everything and write the checkpoint folder; returns the ``world.json`` content."""
+def train_world(cfg: TrainWorldConfig, out_dir: Path = DEFAULT_DIR, reuse_vae_and_features: bool = False,
+                ldms: tuple[str, ...] = ("cloud", "edge")) -> dict:
+    """Train everything and write the checkpoint folder; returns the ``world.json`` content.
+
+    ``reuse_vae_and_features`` keeps an existing ``vae/`` and ``features.safetensors`` in ``out_dir`` and
+    trains only the LDMs named in ``ldms`` (the others must already be in ``out_dir``; the random stream then
+    differs from a full run)."""
     from safetensors.torch import save_file
 
     from dekag.miniature.world import file_hashes, load_world
@@ -174,20 +179,31 @@ def train_world(cfg: TrainWorldConfig, out_dir: Path = DEFAULT_DIR) -> dict:
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    vae = train_vae(train, cfg, gen)
-    vae.save_pretrained(out_dir / "vae")
-    seconds["vae"] = time.perf_counter() - t0
+    if reuse_vae_and_features and (out_dir / "vae").is_dir() and (out_dir / "features.safetensors").is_file():
+        from diffusers import AutoencoderKL
+        from safetensors.torch import load_file
 
-    t0 = time.perf_counter()
-    feats = train_features(train, cfg, gen)
-    save_file(feats.state_dict(), str(out_dir / "features.safetensors"), metadata={"format": "pt"})
-    seconds["features"] = time.perf_counter() - t0
+        vae = AutoencoderKL.from_pretrained(out_dir / "vae").eval().requires_grad_(False)
+        feats = M.FeatureNet()
+        feats.load_state_dict(load_file(str(out_dir / "features.safetensors")))
+        feats.eval().requires_grad_(False)
+        seconds["reused_vae_and_features"] = time.perf_counter() - t0
+    else:
+        vae = train_vae(train, cfg, gen)
+        vae.save_pretrained(out_dir / "vae")
+        seconds["vae"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        feats = train_features(train, cfg, gen)
+        save_file(feats.state_dict(), str(out_dir / "features.safetensors"), metadata={"format": "pt"})
+        seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     latents, labels = encode_latents(vae, train, cfg.latent_copies, cfg.max_shift_px, gen)
     seconds["encode"] = time.perf_counter() - t0
     for name, size, steps, keep in (("cloud", M.CLOUD_SIZE, cfg.cloud_steps, None),
                                     ("edge", M.EDGE_SIZE, cfg.edge_steps, cfg.held_out_class)):
+        if name not in ldms:
+            continue
         t0 = time.perf_counter()
         sel = labels != keep if keep is not None else torch.ones_like(labels, dtype=torch.bool)
         unet, text, tok = train_ldm(latents[sel], labels[sel], size, steps, cfg, gen, name)
@@ -211,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dekag.miniature.train_world", description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, help="TOML file with TrainWorldConfig fields")
     ap.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoint folder (default: the shipped one)")
+    ap.add_argument("--reuse-vae-and-features", action="store_true",
+                    help="keep vae/ and features.safetensors already in --out; train only the LDMs")
+    ap.add_argument("--ldms", nargs="+", choices=("cloud", "edge"), default=("cloud", "edge"),
+                    help="which LDMs to train (with --reuse-vae-and-features, keep the others)")
     ap.add_argument("--smoke", action="store_true", help="a few steps of everything (for tests)")
     args = ap.parse_args(argv)
     ldm.quiet_library_output()
@@ -218,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         cfg = TrainWorldConfig(**{**cfg.to_dict(), "vae_steps": 2, "feature_epochs": 1, "latent_copies": 1,
                                   "cloud_steps": 2, "edge_steps": 2, "ldm_batch": 4, "vae_batch": 4})
-    manifest = train_world(cfg, args.out)
+    manifest = train_world(cfg, args.out, args.reuse_vae_and_features, tuple(args.ldms))
     print(json.dumps({k: manifest[k] for k in ("train_seconds", "vae_test_mse", "feature_test_accuracy",
                                                "sample_accuracy")}, indent=2))
     return 0
