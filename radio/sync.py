@@ -126,7 +126,8 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
 
     Returns:
         (w, first_path, fraction, taps): the FFT window start in the middle of the plateau of
-        maximal ISI-free energy, the first-path position (end of that plateau), the fraction
+        maximal ISI-free energy, the first-path position (the last window start that still holds
+        half of the maximal energy), the fraction
         (0..1) of the received LTS energy in that window (≈ SNR/(1+SNR); noise alone ≈ window/2N),
         and the matched-filter output (both LTS copies summed) at positions lo .. hi+window.
     """
@@ -140,11 +141,15 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
     left = best - np.argmin(plateau[best::-1]) + 1 if not plateau[:best + 1].all() else 0
     right = best + np.argmin(plateau[best:]) - 1 if not plateau[best:].all() else energy.size - 1
     w = (left + right) // 2
+    # first path: where the window energy falls below half (a window starting past the first
+    # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
+    half = energy[best:] >= 0.5 * energy[best]
+    first = best + np.argmin(half) - 1 if not half.all() else energy.size - 1
     rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
     rx_energy = float(np.vdot(rx, rx).real)
     rx_energy *= 2 * n / (2 * n + window)
     fraction = energy[w] * float(np.vdot(template, template).real) / max(2.0 * self_energy * rx_energy, 1e-30)
-    return lo + w, lo + right, float(fraction), taps
+    return lo + w, lo + first, float(fraction), taps
 
 
 def residual_cfo(samples: np.ndarray, start: int, fft_size: int) -> float:

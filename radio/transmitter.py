@@ -17,7 +17,7 @@ class Transmitter:
         >>> cfg = radio.FrameConfig()
         >>> iq = radio.Transmitter(cfg).modulate(np.ones(10, complex), frame_id=7, condition=(10.0, 100e-9))
         >>> iq.dtype, iq.size
-        (dtype('complex64'), 1184)
+        (dtype('complex64'), 1760)
     """
 
     def __init__(self, cfg: FrameConfig | None = None):
