@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -45,12 +46,15 @@ class ScheduledChannel:
 
     def __call__(self, burst: np.ndarray) -> np.ndarray:
         condition = self.config.channel.condition_at(self.bursts)
+        t0 = time.perf_counter()
         rx, truth = self._emulator(condition)(burst)
+        channel_ms = (time.perf_counter() - t0) * 1e3
         frame_start = self.out_index + truth.start
         self.truths.append((frame_start, condition, truth))
         if self.run is not None:
             self.run.result(burst=self.bursts, rx_frame_start=frame_start, nominal_snr_db=condition[0],
                             nominal_delay_spread_s=condition[1], burst_samples=int(burst.size),
+                            channel_ms=round(channel_ms, 3),
                             **{f"true_{k}": v for k, v in truth.to_dict().items()})
         self.bursts += 1
         self.out_index += rx.size

@@ -82,7 +82,9 @@ def summarise(root: Path, rows: list[dict[str, Any]]) -> str:
         v = [x for x in v if isinstance(x, (int, float))]
         if v:
             lines.append(f"| {k} | {np.mean(v):.1f} | {np.max(v):.1f} |")
-    lines += ["", "## Events", "", "| node:event | count |", "|---|---|"]
+    lines += ["", "`transmit` is the time until the radio took the burst (with the in-process emulator it includes "
+              "the channel); `channel` is the emulator alone; `feedback_wait` is the edge waiting for the report "
+              "on the previous frame.", "", "## Events", "", "| node:event | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(counts.items())]
     figures = sorted((root / "figures").glob("*.png"))
     if figures:

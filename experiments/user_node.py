@@ -8,6 +8,7 @@ the receiver finds writes one row to ``user.results.jsonl``, including frames it
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
 from radio.backends.base import PeerTimeout, RadioBackend
+from radio.emulator import used_subcarriers
 from radio.feedback import CsiPublisher
 from radio.receiver import ReceivedFrame, Receiver
 
@@ -81,6 +83,8 @@ class UserNode:
             self.counts["repeats"] += 1
             return row
         latency = {"receive": round(receive_ms, 3)}
+        if truth is not None and "channel_ms" in truth:
+            latency["channel"] = truth["channel_ms"]
         t = time.perf_counter()
         self.publisher.publish(frame_id=frame_id, snr_db=f.snr_db, delay_spread_s=f.delay_spread_s,
                                cfo_hz=f.cfo_hz, noise_var=float(np.mean(f.noise_var)))
@@ -112,6 +116,7 @@ class UserNode:
                 metrics[key] = other["psnr_latent_db"]
         if self.config.user.save_images:
             self.knowledge.save_image(image, self.run.images / f"frame_{frame_id:06d}_rx.png")
+        self._save_link_snapshot(f)
         self.decoded.add(frame_id)
         self.last_frame_id = frame_id
         self.counts["decoded"] += 1
@@ -120,6 +125,18 @@ class UserNode:
                    else gates_est, noise_var_mean=float(np.mean(f.noise_var)), latency_ms=latency, **metrics)
         self.run.result(**row)
         return row
+
+    def _save_link_snapshot(self, f: ReceivedFrame) -> None:
+        """The latest decoded frame's equalised symbols and estimated impulse response, for the report's
+        constellation and power-delay-profile figures."""
+        cfg = self.config.frame
+        grid = np.zeros(cfg.fft_size, np.complex64)
+        grid[used_subcarriers(cfg) % cfg.fft_size] = f.channel
+        cir = np.fft.ifft(grid)[: 2 * cfg.cp_length]
+        for name, values, extra in (("constellation", f.symbols, {}),
+                                    ("pdp", cir, {"sample_rate_hz": cfg.sample_rate_hz})):
+            data = {"frame_id": f.header.frame_id, "re": values.real.tolist(), "im": values.imag.tolist(), **extra}
+            (self.run.figures / f"{name}.json").write_text(json.dumps(data))
 
     def finish(self) -> list[dict]:
         """End of stream: handle what the receiver still holds (a frame cut short is counted)."""
