@@ -13,7 +13,20 @@ from radio.header import FrameHeader
 from radio.receiver import ReceivedFrame, Receiver, ReceiverStats
 from radio.transmitter import Transmitter
 
-__all__ = ["BadInputError", "ConfigurationError", "FrameConfig", "FrameHeader", "RadioError",
-           "ReceivedFrame", "Receiver", "ReceiverConfig", "ReceiverStats", "Transmitter"]
-from radio.emulator import ChannelTruth, Emulator, EmulatorConfig, EmulatorInputError, Impairments  # emulator
-__all__ += ["ChannelTruth", "Emulator", "EmulatorConfig", "EmulatorInputError", "Impairments"]
+from radio.impairments import Impairments
+
+# The emulator pulls in torch (and Sionna when one is built): imported on first use only, so that
+# `import radio` stays light for scripts that only transmit and receive.
+_EMULATOR_NAMES = ("ChannelTruth", "Emulator", "EmulatorConfig", "EmulatorInputError")
+
+
+def __getattr__(name: str):
+    if name in _EMULATOR_NAMES:
+        import radio.emulator
+
+        return getattr(radio.emulator, name)
+    raise AttributeError(f"module 'radio' has no attribute {name!r}")
+
+
+__all__ = ["BadInputError", "ConfigurationError", "FrameConfig", "FrameHeader", "Impairments", "RadioError",
+           "ReceivedFrame", "Receiver", "ReceiverConfig", "ReceiverStats", "Transmitter", *_EMULATOR_NAMES]
