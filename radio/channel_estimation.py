@@ -20,15 +20,21 @@ import numpy as np
 
 
 @lru_cache(maxsize=256)
-def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigen-decomposition (values λ descending, vectors V) of the frequency correlation R of a
-    uniform PDP on delays d0..d1-1 (unit average power), for the used subcarriers in ``key``.
-    The DFT projection is ``V[:, :W] V[:, :W]ᴴ`` (W = d1 - d0 = rank of R). Shared by all receivers."""
+def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the frequency correlation R of a uniform PDP on delays d0..d1-1 (unit
+    average power), for the used subcarriers in ``key``, restricted to R's W = d1 - d0 nonzero
+    eigenvalues (the rest are rounding noise): (λ (W,) descending, V (U, W), Vᴴ (W, U)), contiguous.
+    The DFT projection is ``V Vᴴ``. Shared by all receivers.
+
+    Rank W keeps the matrix-vector products small (single-threaded in BLAS: a full U×U product
+    crosses OpenBLAS's threading threshold and costs ~0.5 ms on a busy machine)."""
     k = np.frombuffer(key[0], dtype=np.int64)
     d = np.arange(d0, d1)
     f = np.exp(-2j * np.pi * np.outer(k, d) / key[1])  # U × W
     lam, v = np.linalg.eigh(f @ f.conj().T / d.size)
-    return lam[::-1], v[:, ::-1]
+    w = d.size
+    vw = np.ascontiguousarray(v[:, ::-1][:, :w])
+    return np.ascontiguousarray(lam[::-1][:w]), vw, np.ascontiguousarray(vw.conj().T)
 
 
 class ChannelEstimator:
@@ -44,14 +50,13 @@ class ChannelEstimator:
         self.n = fft_size
         self._key = (self.k.tobytes(), fft_size)
 
-    def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
+    def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _uniform_pdp_basis(self._key, d0, d1)
 
     def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
         """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""
-        lam, v = self._basis(*delays)
-        vw = v[:, :delays[1] - delays[0]]
-        return vw @ (vw.conj().T @ h)
+        _, v, vh = self._basis(*delays)
+        return v @ (vh @ h)
 
     def filter(self, h_ls: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
                ) -> tuple[np.ndarray, float]:
@@ -67,12 +72,11 @@ class ChannelEstimator:
         u = h_ls.size
         if method == "ls":
             return h_ls, 1.0
-        lam, v = self._basis(*delays)
+        lam, v, vh = self._basis(*delays)
         if method == "dft":
-            rank = delays[1] - delays[0]
-            return self.project(h_ls, delays), rank / u
+            return v @ (vh @ h_ls), lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        return v @ (gain * (v.conj().T @ h_ls)), float(np.sum(gain ** 2)) / u
+        return v @ (gain * (vh @ h_ls)), float(gain @ gain) / u
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -114,9 +118,10 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
     """
     z = y * np.conj(h[None, :] * x)
     adj = (z[:, 1:] * np.conj(z[:, :-1])).sum(axis=1)
-    raw = np.angle(adj) / float(np.mean(np.diff(positions)))
+    raw = np.angle(adj) * ((positions.size - 1) / (positions[-1] - positions[0]))  # / mean spacing
     weight = np.abs(adj) * symbol_times ** 2
-    beta = float(np.clip((weight * raw / symbol_times).sum() / max(weight.sum(), 1e-30), -max_beta, max_beta))
+    beta = float((weight * raw / symbol_times).sum()) / max(float(weight.sum()), 1e-30)
+    beta = min(max(beta, -max_beta), max_beta)
     slope = beta * symbol_times
     common = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
     return np.stack([common, slope])

@@ -18,6 +18,8 @@ random interference between unresolved paths. Estimates are clipped at 0.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.fft
 from scipy.signal.windows import kaiser
@@ -52,6 +54,9 @@ class DelaySpreadEstimator:
         self.fs = sample_rate_hz
         self.delays = np.arange(-8, max_delay)
         self.taper = kaiser(self.k.size, _KAISER_BETA)
+        self._bins = self.k % self.n
+        self._delay_bins = self.delays % self.n
+        self._floor_gain = float((self.taper ** 2).sum()) / self.n ** 2
         self.kernel_var = float(np.mean([self._spread_samples(
             np.exp(-2j * np.pi * self.k * (10 + f) / self.n), 0.0, subtract=False) ** 2
             for f in np.linspace(0, 1, 16, endpoint=False)]))
@@ -63,9 +68,9 @@ class DelaySpreadEstimator:
             h: channel over used subcarriers, shape (U,), error variance ``noise`` per subcarrier.
         """
         full = np.zeros(self.n, complex)
-        full[self.k % self.n] = h * self.taper
-        c = scipy.fft.ifft(full)[self.delays % self.n]
-        return c.real ** 2 + c.imag ** 2, noise * float((self.taper ** 2).sum()) / self.n ** 2
+        full[self._bins] = h * self.taper
+        c = scipy.fft.ifft(full)[self._delay_bins]
+        return c.real ** 2 + c.imag ** 2, noise * self._floor_gain
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
         p, floor = self.impulse_response_power(h, noise)
@@ -79,19 +84,20 @@ class DelaySpreadEstimator:
 
     def coherence(self, h: np.ndarray, noise: float) -> float:
         """RMS delay spread (s) from the frequency correlation of ``h`` (error variance ``noise``)."""
-        power = float(np.mean(h.real ** 2 + h.imag ** 2)) - noise
+        u = h.size
+        power = float(np.vdot(h, h).real) / u - noise
         if power <= 0:
             return 0.0
         df = 1.0 / self.n  # subcarrier spacing in units of the sample rate
         lag, tau = 2, 0.0
         for _ in range(2):  # one refinement of the lag for the delay spread found at lag 2
-            rho = min(abs(np.mean(h[lag:] * np.conj(h[:-lag]))) / power, 1.0)
-            tau = np.sqrt(-2.0 * np.log(max(rho, 1e-9))) / (2 * np.pi * lag * df)
-            new = int(np.clip(round(0.7 / (2 * np.pi * max(tau, 1e-3) * df)), 1, self.k.size // 8))
+            rho = min(abs(complex(np.vdot(h[:-lag], h[lag:]))) / (u - lag) / power, 1.0)
+            tau = math.sqrt(-2.0 * math.log(max(rho, 1e-9))) / (2 * math.pi * lag * df)
+            new = min(max(round(0.7 / (2 * math.pi * max(tau, 1e-3) * df)), 1), u // 8)
             if new == lag:
                 break
             lag = new
-        return float(tau) / self.fs
+        return tau / self.fs
 
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes

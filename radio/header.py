@@ -106,11 +106,12 @@ class HeaderCoder:
         self.repetition = repetition
         # positions[j] = resource element carrying coded bit j (= copy j // 80 of bit j % 80)
         self.positions = np.random.default_rng(_INTERLEAVER_SEED).permutation(self.num_res)[:coded]
+        self._bit_of = np.arange(coded) % HEADER_BITS  # coded bit j → header bit
 
     def encode(self, bits: np.ndarray, filler: np.ndarray) -> np.ndarray:
         """80 bits → BPSK values on all header data REs (unused REs take ``filler``), shape (num_res,)."""
         res = filler[:self.num_res].astype(np.complex128)
-        res[self.positions] = 1.0 - 2.0 * np.tile(bits, self.repetition)
+        res[self.positions] = 1.0 - 2.0 * np.asarray(bits)[self._bit_of]
         return res
 
     def decode(self, soft: np.ndarray) -> np.ndarray:

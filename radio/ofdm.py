@@ -44,6 +44,7 @@ class ResourceGrid:
         self.data_idx = np.flatnonzero(~is_pilot)
         # Time scale that makes an OFDM symbol with unit-power resource elements unit power.
         self.scale = np.sqrt(n / u)
+        self._t = np.arange(n)  # sample index within an FFT window
         self._pilots = np.zeros((0, self.pilot_idx.size), complex)
         self._filler = np.zeros(0, complex)
 
@@ -91,12 +92,11 @@ class ResourceGrid:
         channel gives the transmitted resource elements.
         """
         n = self.cfg.fft_size
-        idx = np.asarray(starts)[:, None] + np.arange(n)[None, :]
-        win = samples[idx]
+        win = samples[np.asarray(starts)[:, None] + self._t]
         if dc:
-            win = win - np.complex64(dc)
+            win -= np.complex64(dc)
         if cfo:
-            win = win * np.exp(-2j * np.pi * cfo * np.arange(n) / n).astype(win.dtype)
+            win *= np.exp(-2j * np.pi * cfo / n * self._t).astype(win.dtype)
         spec = scipy.fft.fft(win, axis=1, norm="ortho")
         u2 = self.cfg.num_used_subcarriers // 2
         used = np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]

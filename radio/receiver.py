@@ -8,6 +8,8 @@ See ``docs/frame_format.md``.
 """
 from __future__ import annotations
 
+import cmath
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -118,6 +120,19 @@ class Receiver:
                                        self.cfg.preamble_cp_length)
         self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
+        self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
+                                            self.rx_cfg.max_cfo_subcarriers)
+        # per-numerology tables, built once instead of per frame
+        n, gp, sl, nh = self.cfg.fft_size, self.cfg.preamble_cp_length, self.cfg.symbol_length, \
+            self.layout.header.num_symbols
+        # SC and first LTS windows (N samples each, Gp apart) and their time index for the fractional
+        # CFO: the LTS window is also rotated back by the SC → LTS distance N + Gp
+        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 2 * n + gp)])
+        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 3 * n + gp)])
+        # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
+        self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
+        self._xp_h = g.pilots(0, nh)
+        self._hdr_filler = g.filler(self.layout.header.num_res)
         # phase slope per subcarrier per symbol at the largest expected sample-clock offset
         self._max_beta = (2 * np.pi * self.rx_cfg.max_clock_offset_ppm * 1e-6
                           * self.cfg.symbol_length / self.cfg.fft_size)
@@ -192,11 +207,12 @@ class Receiver:
         return frames, max(pos, buf.size - tail, 0)
 
     # ------------------------------------------------------------------ one frame
-    def _windows(self, starts: np.ndarray, cfo: float, ref: int) -> np.ndarray:
-        """CFO-corrected used subcarriers (S, U) of FFT windows at ``starts`` (buffer indices)."""
+    def _windows(self, offsets: np.ndarray, cfo: float, ref: int) -> np.ndarray:
+        """CFO-corrected used subcarriers (S, U) of FFT windows starting ``offsets`` (S,) samples
+        after buffer index ``ref``."""
         n = self.cfg.fft_size
-        spec = self.layout.grid.demodulate(self._buf, starts, cfo, self._dc)
-        spec *= np.exp(-2j * np.pi * cfo * (np.asarray(starts) - ref) / n).astype(np.complex64)[:, None]
+        spec = self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc)
+        spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
         return spec
 
     def _decode(self, p: int, corr: complex, final: bool) -> tuple[ReceivedFrame | None, int]:
@@ -214,15 +230,12 @@ class Receiver:
                 return None, 0
             raise _Wait
         # fractional then integer CFO (timing is only coarse here: same offset in both windows)
-        cfo_frac = float(np.angle(corr)) / np.pi
+        cfo_frac = math.atan2(corr.imag, corr.real) / math.pi
         seg_lo = max(p - cp - 2 * d, 0)
         # the SC window at p and the first LTS window at p + N + Gp (same offset in both symbols)
-        two = sync.derotate(buf[np.r_[p:p + n, p + n + gp:p + 2 * n + gp]], cfo_frac, n)
-        two[n:] *= np.exp(-2j * np.pi * cfo_frac * (n + gp) / n)
+        two = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
         sc_spec, lts_spec = scipy.fft.fft(two.reshape(2, n), axis=1)
-        cfo_int = sync.integer_cfo(sc_spec, lts_spec, lay.preamble, lay.grid.subcarriers,
-                                   rxc.max_cfo_subcarriers)
-        cfo = cfo_frac + cfo_int
+        cfo = cfo_frac + self._integer_cfo(sc_spec, lts_spec)
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
                                                  hi - seg_lo, cp, self._mf_energy)
@@ -237,7 +250,7 @@ class Receiver:
         # tone that leaks into every subcarrier. The two LTS copies differ only by the CFO rotation, so
         # r2 − r1·e^{j2πε} = d·(1 − e^{j2πε}): the DC offset d, measurable unless ε is near an integer
         # (then the tone falls on one subcarrier bin and leaks nowhere).
-        rot = np.exp(2j * np.pi * cfo)
+        rot = cmath.exp(2j * math.pi * cfo)
         self._dc = 0.0
         if abs(1 - rot) > 0.5:
             r1 = buf[w:w + n].astype(np.complex128)
@@ -247,7 +260,12 @@ class Receiver:
 
         # channel, noise, delay window, SNR, delay spread from the long training symbols
         g = lay.grid
-        y = self._windows(np.array([w, w + n]), cfo, w)
+        sl = cfg.symbol_length
+        nh = lay.header.num_symbols
+        first_sym = w + 2 * n + cp
+        hdr_end = first_sym + nh * sl - cp
+        # the LTS pair and, when it is in the buffer, the header: one batch of FFTs
+        y = self._windows(self._lts_hdr_offsets[:2 + nh if hdr_end <= buf.size else 2], cfo, w)
         x_lts = lay.preamble.lts_values
         h_ls, diff_e = ls_estimate(y[0], y[1], x_lts)
         n0 = diff_e / h_ls.size
@@ -275,17 +293,13 @@ class Receiver:
             return frame
 
         # header
-        sl = cfg.symbol_length
-        nh = lay.header.num_symbols
-        first_sym = w + 2 * n + cp
-        hdr_end = first_sym + nh * sl - cp
         if hdr_end > buf.size:
             if final:
                 self.stats.truncated_frames += 1
                 return report("truncated"), buf.size
             raise _Wait
-        yh = self._windows(first_sym + sl * np.arange(nh), cfo, w)
-        xp_h = g.pilots(0, nh)
+        yh = y[2:]
+        xp_h = self._xp_h
         # common phase per header symbol (the clock-drift slope is negligible this close to the LTS)
         cpe = np.exp(-1j * np.angle((yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
@@ -304,7 +318,7 @@ class Receiver:
         # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
         x_hdr = np.empty((nh, h.size), complex)
-        x_hdr[:, g.data_idx] = lay.header.encode(bits, g.filler(lay.header.num_res)).reshape(nh, -1)
+        x_hdr[:, g.data_idx] = lay.header.encode(bits, self._hdr_filler).reshape(nh, -1)
         x_hdr[:, g.pilot_idx] = xp_h
         obs = yh * np.conj(x_hdr)
         cpe = np.exp(-1j * np.angle(obs @ np.conj(h)))  # common phase from all 96 known REs per symbol
@@ -329,7 +343,7 @@ class Receiver:
                 self.stats.truncated_frames += 1
                 return report("truncated", header=header), buf.size
             raise _Wait
-        yp = self._windows(first_sym + sl * np.arange(nh, nh + npay), cfo, w)
+        yp = self._windows(self._lts_hdr_offsets[2] + sl * np.arange(nh, nh + npay), cfo, w)
         yall = np.concatenate([yh, yp])
         xp = g.pilots(0, nh + npay)
         phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,

@@ -87,28 +87,35 @@ def derotate(samples: np.ndarray, cfo: float, fft_size: int, ref: int = 0) -> np
     return samples * np.exp(-2j * np.pi * cfo * n / fft_size)
 
 
-def integer_cfo(sc_spec: np.ndarray, lts_spec: np.ndarray, pre: Preamble, subcarriers: np.ndarray,
-                max_shift: int) -> int:
+class IntegerCfo:
     """Integer CFO (even number of subcarriers) from the SC → LTS differential on even subcarriers.
 
+    The tables (reference products, searched FFT bins) depend only on the numerology and are built
+    once.
+
     Args:
-        sc_spec, lts_spec: full N-point spectra (FFT bin order) of the SC and first LTS windows
-            taken at the same offset within their symbols, fractional CFO already removed.
         pre: the preamble (known values).
         subcarriers: signed index of each used subcarrier.
+        fft_size: N.
         max_shift: search ± this many subcarriers.
-
-    Returns:
-        the integer CFO in subcarriers (a multiple of 2).
     """
-    n = sc_spec.size
-    even = pre.sc_even
-    ref = pre.sc_values[even] * np.conj(pre.lts_values[even])  # X_sc X_lts*
-    shifts = 2 * np.arange(-(max_shift // 2), max_shift // 2 + 1)
-    bins = (subcarriers[even][None, :] + shifts[:, None]) % n
-    diff = np.conj(sc_spec[bins]) * lts_spec[bins]
-    metric = np.abs((diff * ref[None, :]).sum(axis=1))
-    return int(shifts[np.argmax(metric)])
+
+    def __init__(self, pre: Preamble, subcarriers: np.ndarray, fft_size: int, max_shift: int):
+        even = pre.sc_even
+        self.ref = pre.sc_values[even] * np.conj(pre.lts_values[even])  # X_sc X_lts*
+        self.shifts = 2 * np.arange(-(max_shift // 2), max_shift // 2 + 1)
+        self.bins = (subcarriers[even][None, :] + self.shifts[:, None]) % fft_size
+
+    def __call__(self, sc_spec: np.ndarray, lts_spec: np.ndarray) -> int:
+        """Integer CFO in subcarriers (a multiple of 2).
+
+        Args:
+            sc_spec, lts_spec: full N-point spectra (FFT bin order) of the SC and first LTS windows
+                taken at the same offset within their symbols, fractional CFO already removed.
+        """
+        diff = np.conj(sc_spec[self.bins]) * lts_spec[self.bins]
+        metric = np.abs(diff @ self.ref)
+        return int(self.shifts[np.argmax(metric)])
 
 
 def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, window: int,
@@ -137,14 +144,15 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
     power = taps.real ** 2 + taps.imag ** 2
     energy = _window_sums(power, window + 1)
     best = int(np.argmax(energy))
-    plateau = energy >= 0.9 * energy[best]
-    left = best - np.argmin(plateau[best::-1]) + 1 if not plateau[:best + 1].all() else 0
-    right = best + np.argmin(plateau[best:]) - 1 if not plateau[best:].all() else energy.size - 1
+    off = np.flatnonzero(energy < 0.9 * energy[best])  # outside the plateau (never holds best)
+    i = int(np.searchsorted(off, best))
+    left = int(off[i - 1]) + 1 if i > 0 else 0
+    right = int(off[i]) - 1 if i < off.size else energy.size - 1
     w = (left + right) // 2
     # first path: where the window energy falls below half (a window starting past the first
     # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
-    half = energy[best:] >= 0.5 * energy[best]
-    first = best + np.argmin(half) - 1 if not half.all() else energy.size - 1
+    below = np.flatnonzero(energy[best:] < 0.5 * energy[best])
+    first = best + int(below[0]) - 1 if below.size else energy.size - 1
     rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
     rx_energy = float(np.vdot(rx, rx).real)
     rx_energy *= 2 * n / (2 * n + window)
