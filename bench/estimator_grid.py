@@ -63,9 +63,10 @@ def run_cell(args: tuple) -> dict:
 
     torch.set_num_threads(1)
     import radio
+    from radio.emulator import used_subcarriers
 
     cfg = radio.FrameConfig()
-    k = radio.emulator.used_subcarriers(cfg)
+    k = used_subcarriers(cfg)
     tx = radio.Transmitter(cfg)
     rx = radio.Receiver(cfg)
     ch = radio.Emulator(cfg, profile=profile, snr_db=snr_db, delay_spread_s=ds_s, seed=seed,
