@@ -34,7 +34,7 @@ def load_pipeline(folder: str | Path, *, vae=None, torch_dtype: torch.dtype = to
     if vae is None and not (folder / "vae").is_dir():
         raise PipelineFolderError(f"{folder} has no vae/ folder: pass the shared VAE with vae=...")
     kwargs = {"vae": vae} if vae is not None else {}
-    pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True,
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, local_files_only=True,
                                              safety_checker=None, requires_safety_checker=False, **kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

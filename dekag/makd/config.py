@@ -21,7 +21,7 @@ class MakdConfig(TomlConfig):
     edge_dir: str = ""                    # real scale: local diffusers folder of the edge pipeline
     feature_model_dir: str = ""           # real scale: local transformers DINO/CLIP folder
     device: str = "cpu"
-    threads: int = 2
+    threads: int = 1
     # subject and prompts ("{}" is replaced by the subject word or the metaword)
     subject_word: str = "seven"
     subject_class: int = 7                # miniature: label the feature network should give the subject
@@ -39,10 +39,10 @@ class MakdConfig(TomlConfig):
     # training
     seed: int = 0
     batch_size: int = 8
-    metaword_steps: int = 300
-    metaword_lr: float = 2e-2
-    lora_steps: int = 300
-    lora_lr: float = 2e-3
+    metaword_steps: int = 400
+    metaword_lr: float = 5e-2
+    lora_steps: int = 400
+    lora_lr: float = 5e-3
     rank: int = 8
     checkpoint_every: int = 100
     # which variants and sweeps

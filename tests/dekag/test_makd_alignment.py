@@ -1,0 +1,141 @@
+"""MAKD on the shipped miniature world: metaword mechanics, diffusers save/load round trip (exact),
+checkpoint resume, the whole schedule with baselines, knowledge package applied to a fresh edge."""
+import pytest
+import torch
+
+from common import ConfigError
+from dekag import ldm
+from dekag.makd import align
+from dekag.makd.config import MakdConfig
+from dekag.makd.glora import add_glora, save_glora, train_glora
+from dekag.makd.loss import noise_prediction_loss
+from dekag.makd.metaword import MetawordError, add_metaword, save_metaword, train_metaword
+from dekag.miniature.world import load_world
+
+PROMPT = "a photo of a <meta-seven>"
+
+
+@pytest.fixture(scope="module")
+def world():
+    torch.set_num_threads(1)
+    ldm.quiet_library_output()
+    return load_world()
+
+
+def _loss(world, pipe, word, gen):
+    from diffusers import DDPMScheduler
+
+    ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
+    images = world.dataset.images[world.dataset.labels == 7][:8]
+    latents = ldm.encode_images(world.vae, images, torch.Generator().manual_seed(0))
+    return lambda: noise_prediction_loss(pipe, latents[:4], [f"a photo of a {word}"] * 4, ddpm, gen)
+
+
+def test_metaword_training_changes_only_its_row(world):
+    pipe = world.fresh_edge()
+    before = pipe.text_encoder.get_input_embeddings().weight.detach().clone()
+    tid = add_metaword(pipe, "<meta-seven>", "digit")
+    emb = pipe.text_encoder.get_input_embeddings().weight
+    init_id = pipe.tokenizer.convert_tokens_to_ids("digit</w>")
+    assert torch.equal(emb[tid], emb[init_id])
+    train_metaword(pipe, tid, _loss(world, pipe, "<meta-seven>", torch.Generator().manual_seed(1)), 3, 1e-2)
+    assert torch.equal(emb[:tid], before)
+    assert not torch.equal(emb[tid], emb[init_id])
+
+
+def test_metaword_refuses_bad_words(world):
+    pipe = world.fresh_edge()
+    with pytest.raises(MetawordError, match="exactly one"):
+        add_metaword(pipe, "<m>", "qqq zzz")
+    add_metaword(pipe, "<m>", "digit")
+    with pytest.raises(MetawordError, match="already exists"):
+        add_metaword(pipe, "<m>", "digit")
+
+
+def test_fresh_pipeline_reproduces_aligned_edge_exactly(world, tmp_path):
+    pipe = world.fresh_edge()
+    gen = torch.Generator().manual_seed(2)
+    tid = add_metaword(pipe, "<meta-seven>", "digit")
+    loss = _loss(world, pipe, "<meta-seven>", gen)
+    train_metaword(pipe, tid, loss, 2, 1e-2)
+    params = add_glora(pipe.unet, rank=4)
+    train_glora(params, loss, 3, 1e-2)
+    save_metaword(pipe, "<meta-seven>", tmp_path / "learned_embeds.safetensors")
+    save_glora(pipe.unet, tmp_path)
+    z_trained = ldm.generate_latents(pipe, [PROMPT] * 2, [5, 6], num_inference_steps=4)
+
+    fresh = world.fresh_edge()
+    fresh.load_textual_inversion(str(tmp_path / "learned_embeds.safetensors"), token="<meta-seven>")
+    fresh.load_lora_weights(str(tmp_path), weight_name="pytorch_lora_weights.safetensors")
+    z_loaded = ldm.generate_latents(fresh, [PROMPT] * 2, [5, 6], num_inference_steps=4)
+    assert (z_trained - z_loaded).abs().max().item() == 0.0
+    fresh.unload_lora_weights()
+    z_no_lora = ldm.generate_latents(fresh, [PROMPT] * 2, [5, 6], num_inference_steps=4)
+    assert (z_trained - z_no_lora).abs().max().item() > 0.0
+
+
+def _tiny_cfg(**kw):
+    base = dict(n_images=4, n_eval_seeds=2, num_inference_steps=3, metaword_steps=4, lora_steps=3, batch_size=2,
+                rank=2, checkpoint_every=1, threads=1)
+    return MakdConfig(**{**base, **kw})
+
+
+def test_interrupted_stage_resumes_to_identical_result(world, tmp_path, monkeypatch):
+    cfg = _tiny_cfg()
+    models = align.load_models(cfg)
+    scg = align.build_scg(models, cfg, tmp_path / "a")
+    align.train_metaword_stage(models, cfg, tmp_path / "a", scg)
+
+    real_save = align.save_checkpoint
+
+    def crash_after_two(path, step, *args):
+        real_save(path, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(align, "save_checkpoint", crash_after_two)
+    scg_b = align.build_scg(models, cfg, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        align.train_metaword_stage(models, cfg, tmp_path / "b", scg_b)
+    monkeypatch.setattr(align, "save_checkpoint", real_save)
+    stats = align.train_metaword_stage(models, cfg, tmp_path / "b", scg_b)
+    assert stats["resumed_at"] == 2
+    a = (tmp_path / "a" / "metaword" / "learned_embeds.safetensors").read_bytes()
+    b = (tmp_path / "b" / "metaword" / "learned_embeds.safetensors").read_bytes()
+    assert a == b
+
+
+def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
+    cfg = _tiny_cfg(precision_sweep=[2])
+    res = align.run_makd(cfg, tmp_path)
+    assert set(res["variants"]) == {"none", "metaword", "lora", "makd"}
+    for row in res["variants"].values():
+        assert set(row) >= {"heldout", "scg_seeds", "heldout_seeds_heldout_prompts"}
+        assert 0.0 <= row["heldout"]["label_agreement"] <= 1.0
+    assert res["package"]["bytes"] > res["precision_sweep"]["2"]["package_bytes"] > 0
+    z = align.aligned_edge_latents(tmp_path, ["a photo of a seven", "a handwritten seven"], [1, 2])
+    assert z.shape == (2, 4, 8, 8)
+    # resume: a rerun reuses every stage
+    again = align.run_makd(cfg, tmp_path)
+    assert again["stages"]["metaword"] == res["stages"]["metaword"]
+    with pytest.raises(ConfigError, match="different config"):
+        align.run_makd(_tiny_cfg(lora_lr=0.5), tmp_path)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="overlap"):
+        MakdConfig(eval_seed=10, n_images=40)
+    with pytest.raises(ConfigError, match="unknown variants"):
+        MakdConfig(variants=["none", "dreambooth"])
+    with pytest.raises(ConfigError, match="precision"):
+        MakdConfig(precision_sweep=[3])
+    with pytest.raises(ConfigError, match="together"):
+        MakdConfig(cloud_dir="x")
+    cfg = MakdConfig(rank_sweep=[1, 2])
+    assert MakdConfig.from_toml_str(cfg.to_toml_str()) == cfg
+
+
+def test_to_edge_prompt_swaps_whole_word_only():
+    cfg = MakdConfig()
+    assert align.to_edge_prompt("a photo of a seven", cfg) == "a photo of a <meta-seven>"
+    assert align.to_edge_prompt("sevens", cfg) == "sevens"
