@@ -49,9 +49,13 @@ class ChannelEstimator:
         self.k = np.asarray(subcarriers)
         self.n = fft_size
         self._key = (self.k.tobytes(), fft_size)
+        self._bases: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _uniform_pdp_basis(self._key, d0, d1)
+        basis = self._bases.get((d0, d1))
+        if basis is None:
+            basis = self._bases[d0, d1] = _uniform_pdp_basis(self._key, d0, d1)
+        return basis
 
     def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
         """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""
@@ -123,8 +127,10 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
     beta = float((weight * raw / symbol_times).sum()) / max(float(weight.sum()), 1e-30)
     beta = min(max(beta, -max_beta), max_beta)
     slope = beta * symbol_times
-    common = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
-    return np.stack([common, slope])
+    out = np.empty((2, slope.size))
+    out[0] = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
+    out[1] = slope
+    return out
 
 
 def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np.ndarray:

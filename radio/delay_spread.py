@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 from scipy.signal.windows import kaiser
 
 _KAISER_BETA = 4.0
@@ -54,8 +53,9 @@ class DelaySpreadEstimator:
         self.fs = sample_rate_hz
         self.delays = np.arange(-8, max_delay)
         self.taper = kaiser(self.k.size, _KAISER_BETA)
-        self._bins = self.k % self.n
-        self._delay_bins = self.delays % self.n
+        # tapered inverse DFT from the used subcarriers to the delays: one small matrix product
+        # (the IFFT's values) instead of zero-fill + IFFT + gather per frame
+        self._idft = (np.exp(2j * np.pi * np.outer(self.delays, self.k) / self.n) * self.taper) / self.n
         self._floor_gain = float((self.taper ** 2).sum()) / self.n ** 2
         self.kernel_var = float(np.mean([self._spread_samples(
             np.exp(-2j * np.pi * self.k * (10 + f) / self.n), 0.0, subtract=False) ** 2
@@ -67,9 +67,7 @@ class DelaySpreadEstimator:
         Args:
             h: channel over used subcarriers, shape (U,), error variance ``noise`` per subcarrier.
         """
-        full = np.zeros(self.n, complex)
-        full[self._bins] = h * self.taper
-        c = scipy.fft.ifft(full)[self._delay_bins]
+        c = self._idft @ h
         return c.real ** 2 + c.imag ** 2, noise * self._floor_gain
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:

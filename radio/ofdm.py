@@ -95,10 +95,9 @@ class ResourceGrid:
         win = samples[np.asarray(starts)[:, None] + self._t]
         if dc:
             win -= np.complex64(dc)
-        if cfo:
-            win *= np.exp(-2j * np.pi * cfo / n * self._t).astype(win.dtype)
+        # CFO removal and the 1/scale of the transmitter's time scale: one multiply before the FFT
+        rot = np.exp(-2j * np.pi * cfo / n * self._t) / self.scale if cfo else 1.0 / self.scale
+        win *= np.asarray(rot, win.dtype)
         spec = scipy.fft.fft(win, axis=1, norm="ortho")
         u2 = self.cfg.num_used_subcarriers // 2
-        used = np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]
-        used *= 1.0 / self.scale
-        return used
+        return np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]

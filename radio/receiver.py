@@ -254,7 +254,7 @@ class Receiver:
         self._dc = 0.0
         if abs(1 - rot) > 0.5:
             r1 = buf[w:w + n].astype(np.complex128)
-            self._dc = complex(np.mean(buf[w + n:w + 2 * n] - r1 * rot) / (1 - rot))
+            self._dc = complex((buf[w + n:w + 2 * n] - r1 * rot).sum() / n) / (1 - rot)
         start_rel = first - lay.preamble.lts1_offset
         start = self._buf_start + start_rel
 
@@ -348,16 +348,16 @@ class Receiver:
         xp = g.pilots(0, nh + npay)
         phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
                             2.0 + np.arange(nh + npay), self._max_beta)
-        hall = apply_phase(h.astype(np.complex64), phase, g.subcarriers)
+        hp = apply_phase(h.astype(np.complex64), phase[:, nh:], g.subcarriers)  # payload symbols only
         # effective noise (noise + channel-estimation error + ISI) from the payload pilots and header
-        res_p = yp[:, g.pilot_idx] - hall[nh:, g.pilot_idx] * xp[nh:]
+        res_p = yp[:, g.pilot_idx] - hp[:, g.pilot_idx] * xp[nh:]
         known_p = float(np.vdot(res_p, res_p).real)
         n_eff = (known_p + known_h * (1 + err)) / (res_p.size + res_h.size)
         snr = None
         if no_isi:  # known residuals also measure N0
             n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + res_h.size + res_p.size)
             snr = snr_db(sig, n0)
-        xhat, mse = mmse_equalize(yp[:, g.data_idx], hall[nh:, g.data_idx], np.float32(n_eff))
+        xhat, mse = mmse_equalize(yp[:, g.data_idx], hp[:, g.data_idx], np.float32(n_eff))
         length = header.payload_len
         self.stats.frames_ok += 1
         return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
