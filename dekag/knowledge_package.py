@@ -6,9 +6,11 @@ A package is a folder::
                              per-tensor shape, free-form ``info`` (rank, metaword token, ...)
     <group>.safetensors      one file per group, e.g. "metaword", "glora" (and "cala" from the JSCC side)
 
-Precision: 32 (float32 as is), 16 (float16), or 8/4/2 bits: affine per-row quantisation (row = first
-dimension; a 1-D tensor is one row), ``q = round((x - offset) / scale)`` in ``0..2^b-1``, packed into
-uint8 (8/b values per byte), with float16 ``scale`` and ``offset`` per row.
+Precision: 32 (float32 as is), 16 (float16), or 8/4/2 bits: affine per-row quantisation (rows along the
+longer side of a matrix, so LoRA ``A`` ``[r, in]`` and ``B`` ``[out, r]`` both get ``r`` scales; a 1-D tensor is one
+row), ``q = round((x - offset) / scale)`` in ``0..2^b-1``, packed into uint8 (8/b values per byte), with
+float16 ``scale`` and ``offset`` per row. All tensors of a group are concatenated in name order into a few
+safetensors entries (``values`` or ``codes``/``scale``/``offset``), so headers stay small.
 
 >>> import torch, tempfile
 >>> base = BaseModel(name="edge", sha256="0" * 64)
@@ -121,18 +123,61 @@ def dequantize(parts: dict[str, torch.Tensor], bits: int, shape: tuple[int, ...]
     return (q * parts["scale"].float()[:, None] + parts["offset"].float()[:, None]).reshape(shape)
 
 
+def _rows_view(t: torch.Tensor) -> torch.Tensor:
+    """2-D view whose rows get one scale each: rows along the longer side of a matrix (so a LoRA ``B``
+    ``[out, r]`` is scaled per column), a 1-D tensor is one row, higher ranks flatten after dim 0."""
+    if t.dim() == 2 and t.shape[0] > t.shape[1]:
+        return t.t()
+    return t.reshape(t.shape[0] if t.dim() > 1 else 1, -1)
+
+
+def _from_rows(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    if len(shape) == 2 and shape[0] > shape[1]:
+        return rows.t().contiguous()
+    return rows.reshape(shape)
+
+
 def _encode(tensors: dict[str, torch.Tensor], bits: int) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, t in tensors.items():
-        if "::" in name:
-            raise KnowledgePackageError(f"tensor name {name!r} must not contain '::'")
-        t = t.detach().cpu().contiguous()
-        if bits == 32:
-            out[name] = t.float()
-        elif bits == 16:
-            out[name] = t.half()
+    """All tensors of a group concatenated in name order (one safetensors entry per part, small headers):
+    ``values`` (32/16 bit) or ``codes`` + ``scale`` + ``offset`` (8/4/2 bit)."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for name in sorted(tensors):
+        rows = _rows_view(tensors[name].detach().cpu().float())
+        if bits >= 16:
+            parts.setdefault("values", []).append(rows.reshape(-1).to(torch.float32 if bits == 32 else torch.float16))
         else:
-            out.update({f"{name}::{k}": v for k, v in quantize(t, bits).items()})
+            for k, v in quantize(rows, bits).items():
+                parts.setdefault({"q": "codes"}.get(k, k), []).append(v.reshape(-1))
+    return {k: torch.cat(v).contiguous() for k, v in parts.items()}
+
+
+def _decode(raw: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], bits: int,
+            where: Path) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`_encode`; raises :class:`PackageCorruptError` if sizes do not add up."""
+    need = {"values"} if bits >= 16 else {"codes", "scale", "offset"}
+    if set(raw) != need:
+        raise PackageCorruptError(f"{where}: expected entries {sorted(need)}, found {sorted(raw)}")
+    pos = dict.fromkeys(need, 0)
+    out = {}
+    for name in sorted(shapes):
+        shape = shapes[name]
+        n_rows, n_cols = _rows_view(torch.empty(shape, device="meta")).shape
+        take = ({"values": n_rows * n_cols} if bits >= 16 else
+                {"codes": n_rows * (-(-n_cols * bits // 8)), "scale": n_rows, "offset": n_rows})
+        chunk = {}
+        for k, n in take.items():
+            chunk[k] = raw[k][pos[k]:pos[k] + n]
+            if chunk[k].numel() != n:
+                raise PackageCorruptError(f"{where}: tensor {name!r} of shape {shape} does not fit the stored data")
+            pos[k] += n
+        if bits >= 16:
+            rows = chunk["values"].float().reshape(n_rows, n_cols)
+        else:
+            rows = dequantize({"q": chunk["codes"].reshape(n_rows, -1), "scale": chunk["scale"],
+                               "offset": chunk["offset"]}, bits, (n_rows, n_cols))
+        out[name] = _from_rows(rows, shape)
+    if any(pos[k] != raw[k].numel() for k in need):
+        raise PackageCorruptError(f"{where}: stored data longer than the manifest's tensor shapes")
     return out
 
 
@@ -150,6 +195,8 @@ def save_package(folder: str | Path, groups: dict[str, dict[str, torch.Tensor]],
     manifest: dict = {"format": FORMAT, "precision_bits": precision_bits,
                       "base_model": {"name": base.name, "sha256": base.sha256}, "info": info or {}, "groups": {}}
     for group, tensors in groups.items():
+        if not tensors:
+            raise KnowledgePackageError(f"group {group!r} is empty")
         if not group.isidentifier():
             raise KnowledgePackageError(f"group name {group!r} must be an identifier")
         path = folder / f"{group}.safetensors"
@@ -196,16 +243,6 @@ def load_package(folder: str | Path, expected_base: BaseModel | None = None) -> 
             raw = load_file(str(path))
         except SafetensorError as exc:
             raise PackageCorruptError(f"{path}: unreadable safetensors ({exc})") from None
-        tensors = {}
-        for name, shape in entry["tensors"].items():
-            shape = tuple(shape)
-            try:
-                t = (raw[name].float() if bits >= 16 else
-                     dequantize({k: raw[f"{name}::{k}"] for k in ("q", "scale", "offset")}, bits, shape))
-            except KeyError:
-                raise PackageCorruptError(f"{path}: tensor {name!r} missing") from None
-            if tuple(t.shape) != shape:
-                raise PackageCorruptError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, manifest {shape}")
-            tensors[name] = t
+        tensors = _decode(raw, {n: tuple(v) for n, v in entry["tensors"].items()}, bits, path)
         groups[group] = tensors
     return KnowledgePackage(groups=groups, manifest=manifest, folder=folder, info=manifest.get("info", {}))

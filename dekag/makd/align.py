@@ -43,6 +43,7 @@ def build_scg(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
     """Cloud images of the subject and their edge-VAE latents; cached in ``run_dir/scg.safetensors``."""
     from safetensors.torch import load_file, save_file
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "scg.safetensors"
     tpl_idx = [i % len(cfg.train_templates) for i in range(cfg.n_images)]
     if not path.is_file():

@@ -2,9 +2,12 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "makd.py"
 
 
+@pytest.mark.slow
 def test_bench_makd_smoke(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("bench_makd", BENCH)
     mod = importlib.util.module_from_spec(spec)
