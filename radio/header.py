@@ -108,10 +108,15 @@ class HeaderCoder:
         self.positions = np.random.default_rng(_INTERLEAVER_SEED).permutation(self.num_res)[:coded]
         self._bit_of = np.arange(coded) % HEADER_BITS  # coded bit j → header bit
 
+    def bpsk(self, bits: np.ndarray) -> np.ndarray:
+        """80 bits → the BPSK value (±1.0) of each coded bit, shape (80·repetition,), carried by
+        resource element ``positions[j]``."""
+        return 1.0 - 2.0 * np.asarray(bits)[self._bit_of]
+
     def encode(self, bits: np.ndarray, filler: np.ndarray) -> np.ndarray:
         """80 bits → BPSK values on all header data REs (unused REs take ``filler``), shape (num_res,)."""
         res = filler[:self.num_res].astype(np.complex128)
-        res[self.positions] = 1.0 - 2.0 * np.asarray(bits)[self._bit_of]
+        res[self.positions] = self.bpsk(bits)
         return res
 
     def decode(self, soft: np.ndarray) -> np.ndarray:

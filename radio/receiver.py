@@ -132,7 +132,13 @@ class Receiver:
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
-        self._hdr_filler = g.filler(self.layout.header.num_res)
+        # known header symbols (nh, U), conjugated, with the filler on every data RE; a decoded
+        # header's BPSK values go to the flat positions of its coded bits (HeaderCoder.encode's map)
+        hc = self.layout.header
+        x_hdr = g.map(g.filler(hc.num_res).reshape(nh, -1), self._xp_h)
+        self._x_hdr_conj = np.conj(x_hdr)
+        pos = hc.positions
+        self._hdr_bit_flat = (pos // g.num_data) * g.subcarriers.size + g.data_idx[pos % g.num_data]
         # phase slope per subcarrier per symbol at the largest expected sample-clock offset
         self._max_beta = (2 * np.pi * self.rx_cfg.max_clock_offset_ppm * 1e-6
                           * self.cfg.symbol_length / self.cfg.fft_size)
@@ -317,10 +323,9 @@ class Receiver:
 
         # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
-        x_hdr = np.empty((nh, h.size), complex)
-        x_hdr[:, g.data_idx] = lay.header.encode(bits, self._hdr_filler).reshape(nh, -1)
-        x_hdr[:, g.pilot_idx] = xp_h
-        obs = yh * np.conj(x_hdr)
+        x_conj = self._x_hdr_conj.copy()
+        x_conj.reshape(-1)[self._hdr_bit_flat] = lay.header.bpsk(bits)  # real: its own conjugate
+        obs = yh * x_conj
         cpe = np.exp(-1j * np.angle(obs @ np.conj(h)))  # common phase from all 96 known REs per symbol
         obs *= cpe[:, None]  # (nh, U), each ≈ H + noise of variance N0
         res_h = obs - h[None, :]
