@@ -43,6 +43,9 @@ def _apply_overrides(cfg: TestbedConfig, args: argparse.Namespace) -> TestbedCon
     if getattr(args, "backend", None):
         cfg.link.backend = args.backend
         cfg.link.validate()
+    if getattr(args, "feedback_endpoint", None):
+        cfg.feedback.endpoint = args.feedback_endpoint
+        cfg.feedback.validate()
     return cfg
 
 
@@ -157,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", help="run folder (default: runs/<time>-<name>)")
         sp.add_argument("--frames", type=int, help="override edge.num_frames")
         sp.add_argument("--backend", choices=["zmq", "emulator", "pluto"], help="override link.backend")
+        sp.add_argument("--feedback-endpoint", help="override feedback.endpoint (two hosts: the user binds "
+                                                    "tcp://0.0.0.0:PORT, the edge connects tcp://USER_HOST:PORT)")
 
     sp = sub.add_parser("run", help="run edge, channel and user together and write a run folder")
     node_args(sp)

@@ -105,10 +105,30 @@ def _grid_rows(root: Path, rows: list[dict[str, Any]], limit: int = 8) -> list[t
     return out
 
 
+def measure_late(root: Path, rows: list[dict[str, Any]]) -> int:
+    """Fill in the metrics of frames the user decoded without the edge's reference at hand (two hosts:
+    copy the edge's ``refs/`` into the folder first). Returns how many rows were measured."""
+    todo = [r for r in rows if r.get("received") and "psnr_latent_db" not in r
+            and (root / "rx" / f"frame_{r['frame_id']:06d}.safetensors").is_file()
+            and (root / "refs" / f"frame_{r['frame_id']:06d}.safetensors").is_file()]
+    if not todo:
+        return 0
+    from experiments.config import TestbedConfig
+    from experiments.knowledge import UserRuntime
+
+    runtime = UserRuntime.load(TestbedConfig.load(root / "config.toml"))
+    for r in todo:
+        name = f"frame_{r['frame_id']:06d}.safetensors"
+        latent = runtime.load_latent(root / "rx" / name)
+        r.update(runtime.measure(latent, runtime.to_image(latent), root / "refs" / name), measured_late=True)
+    return len(todo)
+
+
 def build_report(root: str | Path) -> Path:
     """Write ``frames.jsonl``, figures and ``summary.md`` for the run folder; returns the summary path."""
     root = Path(root)
     rows = join_frames(root)
+    measure_late(root, rows)
     joined = root / "frames.jsonl"
     joined.unlink(missing_ok=True)
     out = JsonLines(joined)

@@ -33,6 +33,7 @@ class UserKnowledge(Protocol):
     def to_image(self, latent: object) -> np.ndarray: ...
     def measure(self, latent: object, image: np.ndarray, reference_path) -> dict: ...
     def save_image(self, image: np.ndarray, path) -> None: ...
+    def save_latent(self, latent: object, path) -> None: ...
 
 
 class UserNode:
@@ -109,6 +110,9 @@ class UserNode:
         latency["vae_decode"] = round((time.perf_counter() - t) * 1e3, 3)
         ref = self.run.root / "refs" / f"frame_{frame_id:06d}.safetensors"
         metrics = self.knowledge.measure(chosen, image, ref)
+        if not metrics:  # no reference here (two hosts): keep the latent for `dekag-testbed report`
+            (self.run.root / "rx").mkdir(exist_ok=True)
+            self.knowledge.save_latent(chosen, self.run.root / "rx" / ref.name)
         if lat_hdr is not None:
             other = self.knowledge.measure(lat_est if use_header else lat_hdr, None, ref)
             key = "psnr_latent_estimate_db" if use_header else "psnr_latent_header_db"

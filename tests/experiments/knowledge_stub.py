@@ -43,6 +43,9 @@ class StubKnowledge:
         sent = sent / np.sqrt(2 * np.mean(sent ** 2))  # as encode() scales it
         return {"psnr_latent_db": float(10 * np.log10(np.mean(sent ** 2) / np.mean((latent - sent) ** 2)))}
 
+    def save_latent(self, latent, path) -> None:
+        np.save(Path(path).with_suffix(".npy"), latent)
+
     def save_image(self, image, path) -> None:
         import matplotlib.pyplot as plt
         plt.imsave(path, image)
