@@ -58,13 +58,15 @@ def detection_metric(samples: np.ndarray, fft_size: int, cp_length: int, preambl
     m2 = used - fft_size
     p2 = np.concatenate([[0], np.cumsum((np.conj(x[:m2]) * x[fft_size:]).reshape(-1, d) @ ones_c,
                                         dtype=np.complex128)])
-    j = np.arange(nb)
     hb = half // d
-    p_sc = p1[j + hb] - p1[j]
-    r_sc = 0.5 * (be[j + 2 * hb] - be[j])
-    k = j + shift
-    p_lts = p2[k + lc] - p2[k]
-    r_lts = 0.5 * (be[k + lc] - be[k] + be[k + lag_b + lc] - be[k + lag_b])
+
+    def span(c: np.ndarray, first: int, length: int) -> np.ndarray:  # c[j + first + length] - c[j + first]
+        return c[first + length:first + length + nb] - c[first:first + nb]
+
+    p_sc = span(p1, 0, hb)
+    r_sc = 0.5 * span(be, 0, 2 * hb)
+    p_lts = span(p2, shift, lc)
+    r_lts = 0.5 * (span(be, shift, lc) + span(be, shift + lag_b, lc))
     metric = ((np.abs(p_sc) + np.abs(p_lts)) / np.maximum(r_sc + r_lts, 1e-30)) ** 2
     return metric, p_sc
 
