@@ -36,6 +36,12 @@ class ScheduledChannel:
         self.out_index = 0  # stream index (user side) of the next output sample
         self.truths: list[tuple[int, tuple[float, float], Any]] = []
 
+    def warm_up(self, num_bursts: int) -> None:
+        """Build the emulators of the first ``num_bursts`` scheduled conditions now, so the first frames
+        do not wait for Sionna's start-up."""
+        for burst in range(num_bursts):
+            self._emulator(self.config.channel.condition_at(burst))
+
     def _emulator(self, condition: tuple[float, float]) -> Emulator:
         if condition not in self._emulators:
             base = self.config.channel.emulator
@@ -64,6 +70,7 @@ class ScheduledChannel:
 def run_channel_node(config: TestbedConfig, run: RunFolder, stop: threading.Event | None = None) -> dict[str, int]:
     """Relay bursts until ``stop`` is set or no peer shows up for ``link.timeout_s``. Returns counters."""
     channel = ScheduledChannel(config, run)
+    channel.warm_up(config.edge.num_frames)
     link = config.link
     run.event("start", tx_endpoint=link.tx_endpoint, rx_endpoint=link.rx_endpoint)
     with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s) as relay:

@@ -100,7 +100,6 @@ class EdgeSection(TomlConfig):
         num_frames: images to send (one frame each).
         prompts: prompts cycled over frames; ``{metaword}`` is replaced by the knowledge package's metaword.
         seed: first generation seed (frame ``i`` uses ``seed + i``).
-        num_inference_steps: denoising steps of the edge model.
         knowledge_package: folder of the downlink knowledge package; empty = the shipped miniature one.
         condition: ``feedback`` (latest CSI from the user, else fallback) or ``fixed`` (always the fallback).
         feedback_wait_s: before encoding frame k the edge waits up to this long for the user's report on
@@ -110,7 +109,6 @@ class EdgeSection(TomlConfig):
     num_frames: int = 12
     prompts: list[str] = field(default_factory=lambda: ["a photo of {metaword}"])
     seed: int = 1000
-    num_inference_steps: int = 20
     knowledge_package: str = ""
     condition: str = "feedback"
     feedback_wait_s: float = 2.0

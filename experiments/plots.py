@@ -98,8 +98,10 @@ def power_delay_profile(cir: np.ndarray, sample_rate_hz: float, out_dir: Path, n
 
 def image_grid(rows_of_images: Sequence[tuple[str, Sequence[np.ndarray]]], out_dir: Path,
                name: str = "image_grid") -> Path | None:
-    """Rows of images (each HxWx3 in [0,1]) with a label per row, e.g. cloud / edge sent / received."""
-    rows_of_images = [(label, list(imgs)) for label, imgs in rows_of_images if len(imgs)]
+    """Rows of images (each HxWx3 in [0,1], or None for a gap) with a label per row, e.g. cloud / edge sent /
+    received; column c of every row is the same frame."""
+    rows_of_images = [(label, list(imgs)) for label, imgs in rows_of_images
+                      if any(i is not None for i in imgs)]
     if not rows_of_images:
         return None
     ncol = max(len(imgs) for _, imgs in rows_of_images)
@@ -109,7 +111,7 @@ def image_grid(rows_of_images: Sequence[tuple[str, Sequence[np.ndarray]]], out_d
         for c in range(ncol):
             ax = axes[r][c]
             ax.axis("off")
-            if c < len(imgs):
+            if c < len(imgs) and imgs[c] is not None:
                 ax.imshow(np.clip(imgs[c], 0, 1), interpolation="nearest")
         axes[r][0].set_title(label, fontsize=8, loc="left")
     return _save(fig, out_dir, name)

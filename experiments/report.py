@@ -96,11 +96,8 @@ def _grid_rows(root: Path, rows: list[dict[str, Any]], limit: int = 8) -> list[t
     ids = [r["frame_id"] for r in rows][:limit]
     out = []
     for label, suffix in (("cloud (reference)", "cloud"), ("edge, sent", "edge"), ("user, received", "rx")):
-        imgs = []
-        for fid in ids:
-            p = root / "images" / f"frame_{fid:06d}_{suffix}.png"
-            if p.exists():
-                imgs.append(mpimg.imread(p)[..., :3])
+        imgs = [mpimg.imread(p)[..., :3] if (p := root / "images" / f"frame_{fid:06d}_{suffix}.png").exists()
+                else None for fid in ids]
         out.append((label, imgs))
     return out
 
