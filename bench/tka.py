@@ -7,7 +7,8 @@ Methods, trained in ONE run on the same latents and channel (see ``dekag.jscc.tr
 (a) ``base`` across conditions, (b) ``mismatch`` at 10 dB / 100 ns, (c) ``oracle`` fine-tuned at each point
 of a coarse grid, (d) ``adjscc`` with the same added-parameter budget as CALA (all weights trained) and
 ``adjscc_frozen`` (AF modules only, base frozen: CALA's accounting), (e) ``cala_softmax`` / ``cala_sigmoid``;
-control ``base_longer``: (a) trained on for as many steps as the adaptive stages. Every method sees the
+control ``base_longer``: (a) trained on for as many steps as the adaptive stages, and ``cala_on_longer``:
+CALA on top of it. Every method sees the
 same fading and noise at each grid point (Sionna's generator is reseeded per point). Latent PSNR peak =
 peak-to-peak range of all latents; image PSNR compares the decoded received latent with the decoded clean
 latent (channel damage only).
@@ -105,6 +106,9 @@ def summarise(rows: list[dict], cfg: TkaConfig, metric: str) -> dict[str, object
         for s, d in sorted({p[1:] for p in corners})}
     for ref in ("mismatch", "base", "base_longer", "adjscc", "adjscc_frozen"):
         out[f"{head}_minus_{ref}_over_grid_db"] = mean([by[head][p] - by[ref][p] for p in by[head]])
+    if "cala_on_longer" in by:
+        out["cala_on_longer_minus_base_longer_over_grid_db"] = mean(
+            [by["cala_on_longer"][p] - by["base_longer"][p] for p in by["cala_on_longer"]])
     return out
 
 

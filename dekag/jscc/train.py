@@ -11,10 +11,12 @@ stage                 what trains                                        conditi
 ``adjscc``      (d)   whole codec + AF modules, from (a)                 sampled per example
 ``adjscc_frozen``     AF modules only; (a) frozen (CALA's accounting)    sampled per example
 ``base_longer``       control: (a) trained on for the adaptive steps     sampled per example
+``cala_on_longer``    CALA (first gate kind) on the frozen base_longer   sampled per example
 ``cala_<gate>`` (e)   CALA a, b and gates only; (a) frozen               sampled per example
 ====================  =================================================  ==============================
 
-``base_longer`` separates what adaptation gains from what extra training steps gain.
+``base_longer`` separates what adaptation gains from what extra training steps gain; ``cala_on_longer``
+measures whether CALA still adds on top of the longer-trained base.
 
 Command line::
 
@@ -93,6 +95,8 @@ def stages(cfg: TkaConfig, channel: TrainingChannel) -> list[Stage]:
                      channel.sample_conditions, "base", adapter_only=True))
     out.append(Stage("base_longer", "base", t.adaptive_steps, t.adaptive_learning_rate, channel.sample_conditions,
                      "base"))
+    out.append(Stage("cala_on_longer", "cala", t.adaptive_steps, t.adaptive_learning_rate,
+                     channel.sample_conditions, "base_longer", t.cala_gates[0]))
     out += [Stage(oracle_name(s, d), "base", t.oracle_steps, t.adaptive_learning_rate, fixed_sampler(channel, s, d),
                   "base") for s in t.oracle_snr_db for d in t.oracle_delay_spread_s]
     return out

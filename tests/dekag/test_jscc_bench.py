@@ -24,7 +24,7 @@ def test_tka_bench_smoke(tmp_path):
     assert saved["rows"] == report["rows"] and out.with_suffix(".png").is_file()
     methods = {r["method"] for r in saved["rows"]}
     assert methods == {"base", "mismatch", "oracle", "adjscc", "adjscc_frozen", "base_longer",
-                       "cala_softmax", "cala_sigmoid"}
+                       "cala_on_longer", "cala_softmax", "cala_sigmoid"}
     assert saved["parameters"]["cala_added"] > 0
     assert "STAND-IN" in saved["latent_source"]
     assert all(r["latent_psnr_db"] > 0 for r in saved["rows"])

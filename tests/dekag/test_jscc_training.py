@@ -89,7 +89,8 @@ def test_tiny_tka_run_trains_base_then_cala_and_reloads(tmp_path):
     cfg = _tiny_cfg(base_steps=30, adaptive_steps=6)
     lat = standin_latents()
     out = run_tka(cfg, lat, tmp_path / "run", progress=False)
-    assert set(out) == {"base", "mismatch", "cala_softmax", "adjscc", "adjscc_frozen", "base_longer"}
+    assert set(out) == {"base", "mismatch", "cala_softmax", "adjscc", "adjscc_frozen", "base_longer",
+                        "cala_on_longer"}
     with safe_open(str(tmp_path / "run" / "base.safetensors"), framework="pt") as f:
         losses = json.loads(f.metadata()["losses"])
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5])                 # the base codec learns
