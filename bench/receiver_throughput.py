@@ -3,7 +3,8 @@
 A stream of frames (payload ``L`` symbols, 700 noise samples between frames, AWGN at 15 dB, CFO
 0.4 subcarrier) is fed to ``radio.Receiver.receive`` in chunks of ``--chunk`` samples. The
 "testbed" row is the shape the testbed's links send: 128 JSCC symbols per frame, each followed by
-an 8192-sample zero guard (noise only at the receiver), same SNR and CFO. The bound
+an 8192-sample zero guard (noise only at the receiver), same SNR and CFO. Times are the least
+CPU time of this single-threaded process over ``--repeats`` runs (BLAS/OpenMP pinned to one thread). The bound
 is what a receiver that did nothing but the OFDM FFTs would cost: one 128-point FFT per
 ``cp + N`` samples of the same stream, batched per chunk. A noise-only stream measures the
 detector alone (Schmidl-Cox metric; no candidate passes).
@@ -47,12 +48,14 @@ def _stream(cfg: radio.FrameConfig, payload: int, gap: int, frames: int, rng: np
 
 
 def _best_time(fn, repeats: int) -> float:
+    """Least CPU time of this (single-threaded) process over ``repeats`` calls: one core's cost,
+    insensitive to the process being descheduled on a shared machine."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return float(np.min(times))
 
 
