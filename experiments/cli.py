@@ -8,7 +8,8 @@
     dekag-testbed report runs/x            # figures + summary.md of a (possibly partial) run folder
     dekag-testbed replay capture.sigmf-meta --out runs/r   # the receiver over a SigMF recording
     dekag-testbed config                   # print the embedded default configuration as TOML
-    dekag-testbed train-world | align | train | bench NAME   # the dekag training commands and benchmarks
+    dekag-testbed train-world | align | train | build-package   # dekag training commands (each has --help)
+    dekag-testbed bench NAME [--smoke]      # a benchmark from bench/
 """
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not script.is_file():
         names = sorted(p.stem for p in (REPO / "bench").glob("*.py"))
         raise SystemExit(f"no benchmark {args.name!r}; available: {', '.join(names)}")
-    return subprocess.call([sys.executable, str(script), *args.rest])
+    return subprocess.call([sys.executable, str(script), *args.rest])  # the script's own arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,20 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("config", help="print a configuration as TOML (the embedded default without --config)")
     sp.add_argument("--config")
     sp.set_defaults(func=cmd_config)
-    for name, module, text in (("train-world", "dekag.miniature.train_world", "train the miniature world"),
-                               ("align", "dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
-                               ("train", "dekag.jscc.train", "T-KA: JSCC codec + CALA, with baselines")):
-        sp = sub.add_parser(name, help=text, add_help=False)
-        sp.add_argument("rest", nargs=argparse.REMAINDER)
-        sp.set_defaults(func=lambda a, m=module: _delegate(m, a.rest))
-    sp = sub.add_parser("bench", help="run a benchmark from bench/ (JSON to bench/results/)")
+    for name, (module, text) in DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (python -m {module}; `{name} --help` for its options)", add_help=False)
+    sp = sub.add_parser("bench", help="run a benchmark from bench/ (JSON to bench/results/): bench NAME [ARGS]")
     sp.add_argument("name")
-    sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_bench)
     return p
 
 
+DELEGATED = {"train-world": ("dekag.miniature.train_world", "train the miniature world"),
+             "align": ("dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
+             "train": ("dekag.jscc.train", "T-KA: JSCC codec + CALA, with baselines"),
+             "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run")}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:  # their own argument parsers, --help included
+        return _delegate(DELEGATED[argv[0]][0], argv[1:])
+    if len(argv) > 1 and argv[0] == "bench" and not argv[1].startswith("-"):
+        return cmd_bench(argparse.Namespace(name=argv[1], rest=argv[2:]))
     args = build_parser().parse_args(argv)
     _sigterm_as_interrupt()
     try:

@@ -105,7 +105,7 @@ class RunFolder:
     def result(self, **row: Any) -> None:
         """Append one result row (flushed to disk before returning)."""
         self._results.write({"role": self.role, "seed": self.seed, "t_s": time.monotonic() - self._t0,
-                             **row, "provenance": self._prov})
+                             "unix_time_s": time.time(), **row, "provenance": self._prov})
 
     def event(self, kind: str, **details: Any) -> None:
         """Append one event (fallback used, timeout, CRC failure, peer lost, ...)."""

@@ -46,3 +46,18 @@ def test_three_process_run_with_the_shipped_models(tmp_path):
     rows = read_jsonl(out / "frames.jsonl")
     assert sum(r["received"] for r in rows) >= 3
     assert all(r["csi_age_frames"] == 1 for r in rows[1:] if r["condition_source"] == "feedback")
+
+
+@pytest.mark.slow
+def test_testbed_loop_bench_smoke(tmp_path):
+    import json
+    import runpy
+    import sys
+
+    out = tmp_path / "loop.json"
+    sys.argv = ["testbed_loop.py", "--smoke", "--out", str(out)]
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path("bench/testbed_loop.py", run_name="__main__")
+    assert done.value.code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["backend"] for r in rows] == ["emulator", "zmq"] and all(r["decoded"] >= 2 for r in rows)
