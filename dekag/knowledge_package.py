@@ -68,7 +68,8 @@ class KnowledgePackage:
         return int(self.manifest["total_bytes"])
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -86,7 +87,7 @@ def base_model_from_folder(folder: str | Path, name: str | None = None) -> BaseM
         raise FileNotFoundError(f"{folder}: no unet/ or text_encoder/ weight files to identify the base model")
     h = hashlib.sha256()
     for p in files:
-        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + _sha256(p).encode())
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + sha256_file(p).encode())
     return BaseModel(name=name or folder.name, sha256=h.hexdigest())
 
 
@@ -201,7 +202,7 @@ def save_package(folder: str | Path, groups: dict[str, dict[str, torch.Tensor]],
             raise KnowledgePackageError(f"group name {group!r} must be an identifier")
         path = folder / f"{group}.safetensors"
         save_file(_encode(tensors, precision_bits), str(path), metadata={"format": "pt"})
-        manifest["groups"][group] = {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size,
+        manifest["groups"][group] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                                      "tensors": {n: list(t.shape) for n, t in tensors.items()}}
     manifest["total_bytes"] = sum(g["bytes"] for g in manifest["groups"].values())
     (folder / _MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -237,7 +238,7 @@ def load_package(folder: str | Path, expected_base: BaseModel | None = None) -> 
         path = folder / entry["file"]
         if not path.is_file():
             raise PackageCorruptError(f"{path}: missing")
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise PackageCorruptError(f"{path}: SHA-256 differs from the manifest (corrupt or altered file)")
         try:
             raw = load_file(str(path))

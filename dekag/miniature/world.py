@@ -7,7 +7,6 @@ torch.Size([1, 4, 8, 8])
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dekag import ldm
+from dekag.knowledge_package import sha256_file
 from dekag.miniature import data as D
 from dekag.miniature.models import FeatureNet
 
@@ -24,14 +24,6 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 class WorldChecksumError(RuntimeError):
     """A checkpoint file does not match the SHA-256 recorded in ``world.json``."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
