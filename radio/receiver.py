@@ -311,15 +311,18 @@ class Receiver:
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft)
         header = FrameHeader.from_bits(bits)
+        # a header that is not decoded says nothing about where this "frame" ends (it may be a false
+        # preamble in noise just before a real frame): search again right after the LTS pair
+        resume = w + 2 * n
         if header is None:
             self.stats.header_crc_failures += 1
-            return report("header_crc", end=hdr_end), hdr_end
+            return report("header_crc", end=hdr_end), resume
         if header.numerology_id != cfg.numerology_id:
             self.stats.numerology_mismatches += 1
-            return report("numerology_mismatch", header=header, end=hdr_end), hdr_end
+            return report("numerology_mismatch", header=header, end=hdr_end), resume
         if header.payload_len > cfg.max_payload_symbols:
             self.stats.bad_lengths += 1
-            return report("bad_length", header=header, end=hdr_end), hdr_end
+            return report("bad_length", header=header, end=hdr_end), resume
 
         # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
