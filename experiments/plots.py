@@ -81,7 +81,8 @@ def constellation(symbols: np.ndarray, out_dir: Path, name: str = "constellation
 
 
 def power_delay_profile(cir: np.ndarray, sample_rate_hz: float, out_dir: Path, name: str = "pdp") -> Path | None:
-    """|h[n]|² in dB of an estimated impulse response, delays in ns."""
+    """|h[n]|² in dB of an estimated impulse response (IDFT of the channel estimate on the used subcarriers),
+    delays in ns from the receiver's FFT window start, which sits inside the cyclic prefix before the first path."""
     cir = np.asarray(cir).ravel()
     if cir.size == 0:
         return None
@@ -90,7 +91,7 @@ def power_delay_profile(cir: np.ndarray, sample_rate_hz: float, out_dir: Path, n
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.stem(np.arange(cir.size) / sample_rate_hz * 1e9, p_db, bottom=-40)
     ax.set_ylim(-40, 3)
-    ax.set_xlabel("delay (ns)")
+    ax.set_xlabel("delay from the FFT window start (ns)")
     ax.set_ylabel("power (dB, rel. peak)")
     ax.grid(alpha=0.3)
     return _save(fig, out_dir, name)
