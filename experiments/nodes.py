@@ -142,14 +142,14 @@ def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_k
     return 0
 
 
-def replay(config: TestbedConfig, recording: Path, out: Path) -> int:
-    """The user node over a SigMF recording: every frame in it is received, decoded and measured."""
+def replay(config: TestbedConfig, recording: Path, out: Path, knowledge=None) -> int:
+    """The user node over a SigMF recording: every frame in it is received, decoded and measured (against
+    the references in ``out/refs`` when the edge's run folder is there) and its CSI published as live."""
     from radio.backends.sigmf_io import ReplayExhausted, SigMFReplayBackend
-    from experiments.user_node import UserNode
 
     run = RunFolder(out, config, role="user", seed=config.seed)
-    from experiments.knowledge import UserRuntime
-    node = UserNode(config, run, UserRuntime.load(config), user_publisher(config), None)
+    node = _user(config, run, knowledge)
+    node.truth = None
     with SigMFReplayBackend(recording, expected_sample_rate_hz=config.frame.sample_rate_hz,
                             expected_frame_config=config.frame.to_dict()) as backend:
         try:
