@@ -33,6 +33,7 @@ from dekag.makd.glora import add_glora, glora_state_dict, save_glora, set_glora_
 from dekag.makd.loss import noise_prediction_loss
 from dekag.makd.metaword import add_metaword, save_metaword, train_metaword
 from dekag.makd.models import AlignmentModels, _match_size, load_models
+from dekag.makd.precision import frozen_weight_dtype, make_accelerator
 
 _TI_FILE = "learned_embeds.safetensors"
 _LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -108,14 +109,26 @@ def _stage_gen(cfg: MakdConfig, stage: str) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.seed * 1_000_003 + sum(map(ord, stage)))
 
 
+def _training_edge(models: AlignmentModels, cfg: MakdConfig):
+    """A fresh edge pipeline whose UNet and VAE hold ``cfg.mixed_precision``'s frozen-weight dtype."""
+    pipe = models.fresh_edge()
+    dtype = frozen_weight_dtype(cfg.mixed_precision, cfg.device)
+    if dtype != torch.float32:
+        pipe.unet.to(dtype)
+        pipe.vae.to(dtype)
+    return pipe
+
+
 def train_metaword_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, scg: dict) -> dict:
-    """Stage "metaword": writes ``metaword/learned_embeds.safetensors`` and ``metaword/stats.json``."""
+    """Stage "metaword": writes ``metaword/learned_embeds.safetensors`` and ``metaword/stats.json``.
+    The text encoder stays float32 (its embedding matrix is trained)."""
     out = run_dir / "metaword"
     if (out / "stats.json").is_file():
         return json.loads((out / "stats.json").read_text())
-    pipe = models.fresh_edge()
+    pipe = _training_edge(models, cfg)
     token_id = add_metaword(pipe, cfg.metaword, cfg.init_word)
     emb = pipe.text_encoder.get_input_embeddings().weight
+    accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, "metaword")
     loss = _loss_fn(pipe, scg, cfg.metaword, cfg, gen)
 
@@ -125,7 +138,7 @@ def train_metaword_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path
 
     stats = _run_stage("metaword", run_dir, cfg, cfg.metaword_steps,
                        lambda s, cb, o: train_metaword(pipe, token_id, loss, cfg.metaword_steps, cfg.metaword_lr,
-                                                       s, cb, o),
+                                                       s, cb, o, accelerator),
                        lambda: {"row": emb[token_id]}, set_state, gen)
     save_metaword(pipe, cfg.metaword, out / _TI_FILE)
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
@@ -134,20 +147,26 @@ def train_metaword_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path
 
 def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, scg: dict, rank: int,
                      with_metaword: bool) -> dict:
-    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word)."""
+    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word).
+    Frozen weights in ``cfg.mixed_precision``'s dtype, the LoRA params in float32 (``cast_training_params``)."""
+    from diffusers.training_utils import cast_training_params
+
     name = f"{'makd' if with_metaword else 'lora'}_r{rank}"
     out = run_dir / name
     if (out / "stats.json").is_file():
         return json.loads((out / "stats.json").read_text())
-    pipe = models.fresh_edge()
+    pipe = _training_edge(models, cfg)
     if with_metaword:
         pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
+    pipe.text_encoder.to(pipe.unet.dtype)
     params = add_glora(pipe.unet, rank)
+    cast_training_params(pipe.unet, torch.float32)
     pipe.text_encoder.requires_grad_(False)
+    accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, name)
     loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen)
     stats = _run_stage(name, run_dir, cfg, cfg.lora_steps,
-                       lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o),
+                       lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o, accelerator),
                        lambda: glora_state_dict(pipe.unet), lambda t: set_glora_state(pipe.unet, t), gen)
     stats["lora_params"] = sum(p.numel() for p in params)
     save_glora(pipe.unet, out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from common import ConfigError, TomlConfig
 from dekag.knowledge_package import PRECISIONS
+from dekag.makd.precision import MIXED_PRECISIONS
 from dekag.miniature import data as D
 
 
@@ -21,6 +22,7 @@ class MakdConfig(TomlConfig):
     edge_dir: str = ""                    # real scale: local diffusers folder of the edge pipeline
     feature_model_dir: str = ""           # real scale: local transformers DINO/CLIP folder
     device: str = "cpu"
+    mixed_precision: str = "no"           # training: "no" (float32) | "bf16" | "fp16" (CUDA only); see precision.py
     threads: int = 1
     # subject and prompts ("{}" is replaced by the subject word or the metaword)
     subject_word: str = "seven"
@@ -56,6 +58,11 @@ class MakdConfig(TomlConfig):
             raise ConfigError("cloud_dir and edge_dir must be given together (real scale) or both left empty")
         if self.cloud_dir and not self.feature_model_dir:
             raise ConfigError("real scale needs feature_model_dir (a local DINO/CLIP transformers folder)")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}")
+        if self.mixed_precision == "fp16" and not self.device.startswith("cuda"):
+            raise ConfigError(f"mixed_precision='fp16' needs a CUDA device (device={self.device!r}); "
+                              "use 'bf16' on the CPU")
         for name in ("n_images", "n_eval_seeds", "num_inference_steps", "batch_size", "rank", "threads",
                      "checkpoint_every"):
             if getattr(self, name) < 1:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from dekag.makd.precision import make_accelerator, training_step
+
 #: Attention projections of diffusers' UNet (self- and cross-attention).
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 
@@ -28,19 +30,20 @@ def add_glora(unet, rank: int, target_modules: Sequence[str] = ATTENTION_PROJECT
 
 def train_glora(params: list[torch.nn.Parameter], loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
                 start_step: int = 0, on_step: Callable[[int, torch.optim.Optimizer], None] | None = None,
-                optimizer_state: dict | None = None) -> list[float]:
-    """Optimise the LoRA ``params`` with ``loss_fn``; ``on_step(step, optimizer)`` after each step."""
+                optimizer_state: dict | None = None, accelerator=None) -> list[float]:
+    """Optimise the LoRA ``params`` with ``loss_fn`` (gradient norm clipped to 1); ``on_step(step, optimizer)``
+    after each step. ``accelerator`` (:func:`~dekag.makd.precision.make_accelerator`) sets the mixed precision;
+    default float32 on the params' device. ``params`` must be float32 (``cast_training_params``)."""
+    if any(p.dtype != torch.float32 for p in params):
+        raise TypeError("LoRA params must be float32: call diffusers.training_utils.cast_training_params first")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
+    accelerator = accelerator or make_accelerator(device=params[0].device)
+    opt = accelerator.prepare(opt)
     losses = []
     for step in range(start_step, steps):
-        loss = loss_fn()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(loss.item())
+        losses.append(training_step(accelerator, opt, loss_fn, params, max_grad_norm=1.0))
         if on_step is not None:
             on_step(step + 1, opt)
     return losses

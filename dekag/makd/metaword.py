@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from dekag.makd.precision import make_accelerator, training_step
+
 
 class MetawordError(ValueError):
     """The metaword or its initialiser word cannot be used with this tokenizer."""
@@ -36,14 +38,18 @@ def add_metaword(pipe, token: str, init_word: str) -> int:
 
 def train_metaword(pipe, token_id: int, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
                    start_step: int = 0, on_step: Callable[[int, torch.optim.Optimizer], None] | None = None,
-                   optimizer_state: dict | None = None) -> list[float]:
+                   optimizer_state: dict | None = None, accelerator=None) -> list[float]:
     """Optimise row ``token_id`` of the text-encoder input embedding with ``loss_fn`` (UNet/VAE frozen).
 
-    ``on_step(step, optimizer)`` is called after each step (progress bars, checkpoints). Returns the losses.
+    ``on_step(step, optimizer)`` is called after each step (progress bars, checkpoints). ``accelerator``
+    (:func:`~dekag.makd.precision.make_accelerator`) sets the mixed precision; default float32 on the
+    embedding's device. The embedding matrix must be float32. Returns the losses.
     """
     pipe.unet.requires_grad_(False)
     pipe.text_encoder.requires_grad_(False)
     emb = pipe.text_encoder.get_input_embeddings().weight
+    if emb.dtype != torch.float32:
+        raise TypeError(f"the trained embedding matrix must be float32, got {emb.dtype}")
     emb.requires_grad_(True)
     frozen = emb.detach().clone()
     keep = torch.ones(emb.shape[0], dtype=torch.bool)
@@ -51,15 +57,13 @@ def train_metaword(pipe, token_id: int, loss_fn: Callable[[], torch.Tensor], ste
     opt = torch.optim.AdamW([emb], lr=lr, weight_decay=0.0)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
+    accelerator = accelerator or make_accelerator(device=emb.device)
+    opt = accelerator.prepare(opt)
     losses = []
     for step in range(start_step, steps):
-        loss = loss_fn()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        losses.append(training_step(accelerator, opt, loss_fn))
         with torch.no_grad():
             emb[keep] = frozen[keep]
-        losses.append(loss.item())
         if on_step is not None:
             on_step(step + 1, opt)
     emb.requires_grad_(False)
