@@ -150,6 +150,9 @@ class Receiver:
         self._buf = np.zeros(0, np.complex64)
         self._buf_start = 0
         self._dc = 0.0
+        # stream index before which no LTS pair may be accepted: the pair of a frame whose header was
+        # not decoded is not searched for again (no frame is reported twice)
+        self._lts_floor = 0
         self.stats = ReceiverStats()
 
     def flush(self) -> list[ReceivedFrame]:
@@ -245,7 +248,7 @@ class Receiver:
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
                                                  hi - seg_lo, cp, self._mf_energy)
-        if fraction < rxc.verify_threshold:
+        if fraction < rxc.verify_threshold or self._buf_start + seg_lo + w < self._lts_floor:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
@@ -311,18 +314,22 @@ class Receiver:
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft)
         header = FrameHeader.from_bits(bits)
-        # a header that is not decoded says nothing about where this "frame" ends (it may be a false
-        # preamble in noise just before a real frame): search again right after the LTS pair
-        resume = w + 2 * n
-        if header is None:
-            self.stats.header_crc_failures += 1
-            return report("header_crc", end=hdr_end), resume
-        if header.numerology_id != cfg.numerology_id:
-            self.stats.numerology_mismatches += 1
-            return report("numerology_mismatch", header=header, end=hdr_end), resume
-        if header.payload_len > cfg.max_payload_symbols:
-            self.stats.bad_lengths += 1
-            return report("bad_length", header=header, end=hdr_end), resume
+        bad = ("header_crc" if header is None
+               else "numerology_mismatch" if header.numerology_id != cfg.numerology_id
+               else "bad_length" if header.payload_len > cfg.max_payload_symbols else None)
+        if bad is not None:
+            # an undecoded header says nothing about where this "frame" ends (it may be a false
+            # preamble in noise just before a real frame, even overlapping it): every later candidate
+            # is still examined (end p + 1), but none may find this LTS pair again (either copy, over
+            # a channel as long as the guard), so no frame is reported twice
+            self._lts_floor = self._buf_start + w + n + gp
+            if header is None:
+                self.stats.header_crc_failures += 1
+            elif bad == "numerology_mismatch":
+                self.stats.numerology_mismatches += 1
+            else:
+                self.stats.bad_lengths += 1
+            return report(bad, header=header, end=hdr_end), p + 1
 
         # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)

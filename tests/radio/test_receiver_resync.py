@@ -1,6 +1,6 @@
-"""Resynchronisation after a failed header: the search resumes right after the failed candidate's
-preamble, so a real frame that starts inside the span the bad header would have covered is not lost,
-and a frame is never reported twice."""
+"""Resynchronisation after an undecoded header: every later candidate is still examined (a real
+frame that starts inside the failed candidate's span is not lost), but the failed candidate's LTS
+pair is never accepted again (a frame is never reported twice)."""
 import numpy as np
 from radio_channel_helpers import apply_channel, random_symbols
 
@@ -32,6 +32,22 @@ def test_truncated_burst_before_a_frame_does_not_hide_it():
     assert abs(frames[1].start - (500 + 700)) <= 1
     assert np.mean(np.abs(frames[1].symbols - s) ** 2) < 0.05
     assert rx.stats.header_crc_failures == 1 and rx.stats.frames_ok == 1
+
+
+def test_false_preamble_overlapping_the_real_one_does_not_hide_it():
+    """A weaker preamble 350 samples before a real frame (overlapping its preamble, as the emulator's
+    DC offset once made noise look 269 samples early): resuming only after the false LTS pair would
+    skip the real frame's candidate, so every later candidate is still examined."""
+    rng = np.random.default_rng(12)
+    s = random_symbols(300, rng)
+    burst = np.concatenate([np.zeros(350, complex), TX.modulate(s, frame_id=43)])
+    burst[:PREAMBLE.size] += 0.5 * PREAMBLE
+    x, _ = apply_channel(burst, CFG, rng, snr_db=30.0)
+    rx = radio.Receiver(CFG)
+    frames = rx.receive(x, final=True)
+    assert [f.status for f in frames] == ["header_crc", "ok"]
+    assert frames[1].header.frame_id == 43 and abs(frames[1].start - (500 + 350)) <= 1
+    assert np.mean(np.abs(frames[1].symbols - s) ** 2) < 0.05
 
 
 def test_frame_with_bad_header_reported_once_then_next_frame_decoded(monkeypatch):
