@@ -75,7 +75,7 @@ def run_channel_node(config: TestbedConfig, run: RunFolder, stop: threading.Even
     run.event("start", tx_endpoint=link.tx_endpoint, rx_endpoint=link.rx_endpoint)
     with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s) as relay:
         try:
-            relay.run(stop, idle_timeout_s=link.timeout_s)
+            relay.run(stop, idle_timeout_s=link.timeout_s, startup_timeout_s=link.startup_timeout_s)
         except PeerTimeout as exc:
             run.event("peer_lost", error=str(exc), bursts=channel.bursts)
             if channel.bursts == 0:

@@ -28,7 +28,8 @@ class LinkSection(TomlConfig):
             user in one process) or ``pluto`` (an ADALM-Pluto at each node; edge and user may be two hosts).
         tx_endpoint: ZeroMQ address the edge serves TX samples on (the channel node connects).
         rx_endpoint: ZeroMQ address the channel node serves RX samples on (the user connects).
-        timeout_s: how long a node waits for its peer before it reports the peer lost.
+        timeout_s: once running, how long a node waits for its peer before it reports the peer lost.
+        startup_timeout_s: how long a node waits for its peers to come up (model loading, Sionna import).
         guard_samples: zeros after each frame burst (≥ 2 × ``chunk_samples`` so a frame is complete
             before the next burst is needed).
         chunk_samples: samples the user asks for per read.
@@ -39,7 +40,8 @@ class LinkSection(TomlConfig):
     backend: str = "zmq"
     tx_endpoint: str = "tcp://127.0.0.1:52100"
     rx_endpoint: str = "tcp://127.0.0.1:52101"
-    timeout_s: float = 30.0
+    timeout_s: float = 10.0
+    startup_timeout_s: float = 120.0
     guard_samples: int = 8192
     chunk_samples: int = 4096
     edge_pluto: PlutoConfig = field(default_factory=PlutoConfig)
@@ -54,8 +56,8 @@ class LinkSection(TomlConfig):
             raise ConfigError(f"link.backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.chunk_samples < 256 or self.guard_samples < 2 * self.chunk_samples:
             raise ConfigError("link.chunk_samples must be ≥ 256 and link.guard_samples ≥ 2 × chunk_samples")
-        if not self.timeout_s > 0:
-            raise ConfigError("link.timeout_s must be positive")
+        if not self.timeout_s > 0 or not self.startup_timeout_s > 0:
+            raise ConfigError("link.timeout_s and link.startup_timeout_s must be positive")
 
 
 @dataclass

@@ -47,10 +47,11 @@ class EdgeNode:
         knowledge: generator + encoder.
         backend: the radio (its ``transmit`` gets one burst per frame).
         conditions: a :class:`CsiSubscriber` (feedback) or :class:`FixedCondition`.
+        on_first_contact: called once, after the first burst was taken (e.g. shorten start-up timeouts).
     """
 
     def __init__(self, config: TestbedConfig, run: RunFolder, knowledge: EdgeKnowledge, backend: RadioBackend,
-                 conditions: CsiSubscriber | FixedCondition):
+                 conditions: CsiSubscriber | FixedCondition, on_first_contact=None):
         self.config = config
         self.run = run
         self.knowledge = knowledge
@@ -60,6 +61,7 @@ class EdgeNode:
         self.guard = np.zeros(config.link.guard_samples, np.complex64)
         self.sent = 0
         self.lost = 0
+        self._on_first_contact = on_first_contact
         (run.root / "refs").mkdir(exist_ok=True)
 
     def _condition(self, frame_id: int) -> ConditionResult:
@@ -96,6 +98,8 @@ class EdgeNode:
         try:
             self.backend.transmit(np.concatenate([iq, self.guard]))
             self.sent += 1
+            if self.sent == 1 and self._on_first_contact is not None:
+                self._on_first_contact()
         except PeerTimeout as exc:
             transmitted = False
             self.lost += 1

@@ -18,9 +18,17 @@ from radio.feedback import CsiPublisher, CsiSubscriber, FixedCondition
 
 def _zmq(config: TestbedConfig, **endpoints: str) -> ZmqRfBackend:
     link = config.link
+    # long timeouts until the peer has answered once (it may still be loading models), then link.timeout_s
     return ZmqRfBackend(ZmqRfConfig(sample_rate_hz=config.frame.sample_rate_hz,
                                     center_frequency_hz=config.channel.emulator.carrier_frequency_hz,
-                                    timeout_s=link.timeout_s, **endpoints))
+                                    timeout_s=link.startup_timeout_s, **endpoints))
+
+
+def steady_timeouts(config: TestbedConfig, backend: RadioBackend):
+    """A callable the nodes run after the first exchange with their peer: switch to ``link.timeout_s``."""
+    if isinstance(backend, ZmqRfBackend):
+        return lambda: backend.set_timeout(config.link.timeout_s)
+    return None
 
 
 def edge_backend(config: TestbedConfig) -> RadioBackend:
@@ -61,7 +69,7 @@ def _edge(config: TestbedConfig, run: RunFolder, backend: RadioBackend, knowledg
     if knowledge is None:
         from experiments.knowledge import EdgeRuntime
         knowledge = EdgeRuntime.load(config, run.images)
-    return EdgeNode(config, run, knowledge, backend, edge_conditions(config))
+    return EdgeNode(config, run, knowledge, backend, edge_conditions(config), steady_timeouts(config, backend))
 
 
 def _user(config: TestbedConfig, run: RunFolder, knowledge=None):
@@ -92,7 +100,7 @@ def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int
             from experiments.user_node import run_user_node
             node = _user(config, run, knowledge)
             with user_backend(config, run) as backend:
-                run_user_node(node, backend)
+                run_user_node(node, backend, steady_timeouts(config, backend))
             node.publisher.close()
         else:
             raise ValueError(f"unknown role {role!r}")

@@ -152,11 +152,15 @@ class UserNode:
         return self.last_frame_id is not None and self.last_frame_id >= last
 
 
-def run_user_node(node: UserNode, backend: RadioBackend) -> dict[str, int]:
-    """Read ``backend`` until the last configured frame is decoded or the peer goes away."""
+def run_user_node(node: UserNode, backend: RadioBackend, on_first_contact=None) -> dict[str, int]:
+    """Read ``backend`` until the last configured frame is decoded or the peer goes away;
+    ``on_first_contact()`` runs once after the first samples arrived (e.g. shorten start-up timeouts)."""
     node.run.event("start")
     chunk = node.config.link.chunk_samples
     try:
+        node.process(backend.receive(chunk))
+        if on_first_contact is not None:
+            on_first_contact()
         while not node.done:
             node.process(backend.receive(chunk))
     except PeerTimeout as exc:

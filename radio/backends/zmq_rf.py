@@ -69,6 +69,11 @@ class SampleServer:
     def pending(self) -> int:
         return self.time_samples - self.sent_samples
 
+    def set_timeout(self, timeout_s: float) -> None:
+        """Change how long :meth:`flush` and replies wait for the peer."""
+        self.timeout_s = timeout_s
+        self._sock.sndtimeo = int(timeout_s * 1000)
+
     def queue(self, iq: np.ndarray, at_sample: int | None = None) -> int:
         """Append a burst (starting at stream index ``at_sample``, zeros before it); returns its index."""
         iq = as_iq(iq)
@@ -147,6 +152,11 @@ class SampleClient:
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
         self._leftover = np.zeros(0, np.complex64)
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """Change how long a request waits for the peer."""
+        self.timeout_s = timeout_s
+        self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
 
     def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
         """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
@@ -270,6 +280,12 @@ class ZmqRfBackend(RadioBackend):
         """Stream index of the next sample :meth:`receive` returns (None before the first)."""
         return self._rx.next_sample_index if self._rx else None
 
+    def set_timeout(self, timeout_s: float) -> None:
+        """Change how long transmit/receive wait for the peer (e.g. long at start-up, short once running)."""
+        for end in (self._tx, self._rx):
+            if end is not None:
+                end.set_timeout(timeout_s)
+
     def transmit(self, iq: np.ndarray, at_sample: int | None = None) -> None:
         """Send a burst at stream index ``at_sample`` (default: right after the previous one)."""
         if self._tx is None:
@@ -346,14 +362,26 @@ class ZmqChannelRelay:
         self._down.reply(wanted)
         return True
 
-    def run(self, stop: threading.Event | None = None, idle_timeout_s: float | None = None) -> None:
-        """Serve until ``stop`` is set; :class:`PeerTimeout` if no receiver asks for ``idle_timeout_s``."""
-        last = time.monotonic()
+    def run(self, stop: threading.Event | None = None, idle_timeout_s: float | None = None,
+            startup_timeout_s: float | None = None) -> None:
+        """Serve until ``stop`` is set; :class:`PeerTimeout` if no receiver asks for ``idle_timeout_s``.
+
+        Before the first burst, peers that are not up yet are waited for up to ``startup_timeout_s``
+        (a transmitter that does not answer is asked again instead of ending the run)."""
+        start = last = time.monotonic()
         while stop is None or not stop.is_set():
-            if self.serve_once(0.05):
-                last = time.monotonic()
-            elif idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
-                raise PeerTimeout(f"{self._down.endpoint}: no receiver asked for samples for {idle_timeout_s} s")
+            try:
+                served = self.serve_once(0.05)
+            except PeerTimeout:
+                if self.bursts or startup_timeout_s is None or time.monotonic() - start > startup_timeout_s:
+                    raise
+                continue
+            now = time.monotonic()
+            limit = idle_timeout_s if self.bursts or startup_timeout_s is None else startup_timeout_s
+            if served:
+                last = now
+            elif limit is not None and now - last > limit:
+                raise PeerTimeout(f"{self._down.endpoint}: no receiver asked for samples for {limit} s")
 
     @property
     def counters(self) -> dict[str, int]:
