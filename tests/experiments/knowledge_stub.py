@@ -5,18 +5,25 @@ so the user's latent PSNR is the symbol SNR after the real transmitter, channel 
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 
 class StubKnowledge:
+    """Args: generate_delay_s: time each ``generate`` takes (stands in for the diffusion model)."""
+
     num_symbols = 128
+
+    def __init__(self, generate_delay_s: float = 0.0):
+        self.generate_delay_s = generate_delay_s
 
     def prompt(self, template: str) -> str:
         return template.format(metaword="<meta>", subject="seven")
 
     def generate(self, prompt: str, seed: int) -> np.ndarray:
+        time.sleep(self.generate_delay_s)
         return np.random.default_rng(seed).standard_normal(2 * self.num_symbols).astype(np.float32)
 
     def save_reference(self, path: Path, prompt: str, seed: int, latent: np.ndarray) -> dict:

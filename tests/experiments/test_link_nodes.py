@@ -30,13 +30,13 @@ def _config(num_frames=4, timeout_s=3.0, snr_schedule=(25.0, 15.0)) -> TestbedCo
     return cfg
 
 
-def _node(role, cfg, out):
-    rc = nodes.run_node(role, cfg, out, knowledge=None if role == "channel" else StubKnowledge())
+def _node(role, cfg, out, generate_delay_s):
+    rc = nodes.run_node(role, cfg, out, knowledge=None if role == "channel" else StubKnowledge(generate_delay_s))
     raise SystemExit(rc)
 
 
-def _start(role, cfg, out):
-    p = mp.get_context("fork").Process(target=_node, args=(role, cfg, out), daemon=True)
+def _start(role, cfg, out, generate_delay_s=0.0):
+    p = mp.get_context("fork").Process(target=_node, args=(role, cfg, out, generate_delay_s), daemon=True)
     p.start()
     return p
 
@@ -76,7 +76,8 @@ def test_three_processes_over_zmq(tmp_path):
 def test_user_killed_mid_run_edge_falls_back_and_records_it(tmp_path):
     cfg = _config(num_frames=8, timeout_s=1.5)
     cfg.feedback.max_age_s = 0.5
-    procs = {r: _start(r, cfg, tmp_path) for r in ("channel", "user", "edge")}
+    # a 0.3 s "diffusion model" at the edge, so several frames are still to come when the user dies
+    procs = {r: _start(r, cfg, tmp_path, generate_delay_s=0.3) for r in ("channel", "user", "edge")}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if len([r for r in read_jsonl(tmp_path / "user.results.jsonl") if r.get("frame_id") is not None]) >= 2:
