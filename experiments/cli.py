@@ -89,10 +89,17 @@ def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool) -> int:
         cmd = [sys.executable, "-m", "experiments.cli", role, "--config", str(out / "config.toml"), "--out", str(out)]
         log = open(out / f"{role}.log", "w")
         procs[role] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()), log)
+    from tqdm import tqdm
+
+    from experiments.run_folder import read_jsonl
+
     rc = 0
+    bar = tqdm(total=cfg.edge.num_frames, desc="frames decoded at the user", unit="frame")
     try:
         deadline = None
         while True:
+            decoded = sum(1 for r in read_jsonl(out / "user.results.jsonl") if r.get("frame_id") is not None)
+            bar.update(decoded - bar.n)
             edge_rc, user_rc = procs["edge"][0].poll(), procs["user"][0].poll()
             if edge_rc is not None and user_rc is not None:
                 rc = edge_rc or user_rc
@@ -106,6 +113,7 @@ def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool) -> int:
         print("interrupted: stopping the nodes (results so far are kept)", flush=True)
         rc = 130
     finally:
+        bar.close()
         for role, (proc, log) in procs.items():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
