@@ -99,7 +99,8 @@ def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool) -> int:
         deadline = None
         while True:
             decoded = sum(1 for r in read_jsonl(out / "user.results.jsonl") if r.get("frame_id") is not None)
-            bar.update(decoded - bar.n)
+            if decoded > bar.n:
+                bar.update(decoded - bar.n)
             edge_rc, user_rc = procs["edge"][0].poll(), procs["user"][0].poll()
             if edge_rc is not None and user_rc is not None:
                 rc = edge_rc or user_rc
