@@ -105,8 +105,12 @@ def _run_stage(name: str, run_dir: Path, cfg: MakdConfig, steps: int, trainer, g
             "final_loss": sum(tail) / len(tail) if tail else None}
 
 
+def _stage_seed(cfg: MakdConfig, stage: str) -> int:
+    return cfg.seed * 1_000_003 + sum(map(ord, stage))
+
+
 def _stage_gen(cfg: MakdConfig, stage: str) -> torch.Generator:
-    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + sum(map(ord, stage)))
+    return torch.Generator().manual_seed(_stage_seed(cfg, stage))
 
 
 def _training_edge(models: AlignmentModels, cfg: MakdConfig):
@@ -159,7 +163,7 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
     if with_metaword:
         pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
     pipe.text_encoder.to(pipe.unet.dtype)
-    params = add_glora(pipe.unet, rank)
+    params = add_glora(pipe.unet, rank, seed=_stage_seed(cfg, f"{name}/init"))
     cast_training_params(pipe.unet, torch.float32)
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)

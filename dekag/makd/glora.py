@@ -16,15 +16,22 @@ from dekag.makd.precision import make_accelerator, training_step
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 
 
-def add_glora(unet, rank: int, target_modules: Sequence[str] = ATTENTION_PROJECTIONS) -> list[torch.nn.Parameter]:
-    """Attach a LoRA of ``rank`` (alpha = rank, Gaussian A, zero B: a no-op until trained); returns its params."""
+def add_glora(unet, rank: int, target_modules: Sequence[str] = ATTENTION_PROJECTIONS,
+              seed: int = 0) -> list[torch.nn.Parameter]:
+    """Attach a LoRA of ``rank`` (alpha = rank, Gaussian A, zero B: a no-op until trained); returns its params.
+
+    peft draws A from torch's global CPU RNG; here that draw is seeded with ``seed`` inside
+    ``torch.random.fork_rng``, so the initial adapter is reproducible and the caller's global RNG is untouched.
+    """
     from peft import LoraConfig
 
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
     unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                target_modules=list(target_modules)))
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                    target_modules=list(target_modules)))
     return [p for p in unet.parameters() if p.requires_grad]
 
 

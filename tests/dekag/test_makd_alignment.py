@@ -105,6 +105,36 @@ def test_interrupted_stage_resumes_to_identical_result(world, tmp_path, monkeypa
     assert a == b
 
 
+def test_interrupted_lora_stage_resumes_to_identical_result(world, tmp_path, monkeypatch):
+    cfg = _tiny_cfg(metaword_steps=2)
+    models = align.load_models(cfg)
+    scg = align.build_scg(models, cfg, tmp_path / "a")
+    align.train_metaword_stage(models, cfg, tmp_path / "a", scg)
+    torch.manual_seed(123)  # the global RNG state must not matter (peft draws LoRA A from it)
+    align.train_lora_stage(models, cfg, tmp_path / "a", scg, 2, with_metaword=True)
+
+    (tmp_path / "b").mkdir()
+    for f in ("scg.safetensors", "metaword"):
+        (tmp_path / "b" / f).symlink_to(tmp_path / "a" / f)
+    real_save = align.save_checkpoint
+
+    def crash_after_two(path, step, *args):
+        real_save(path, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(align, "save_checkpoint", crash_after_two)
+    torch.manual_seed(456)
+    with pytest.raises(KeyboardInterrupt):
+        align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
+    monkeypatch.setattr(align, "save_checkpoint", real_save)
+    stats = align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
+    assert stats["resumed_at"] == 2
+    a = (tmp_path / "a" / "makd_r2" / "pytorch_lora_weights.safetensors").read_bytes()
+    b = (tmp_path / "b" / "makd_r2" / "pytorch_lora_weights.safetensors").read_bytes()
+    assert a == b
+
+
 def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
     cfg = _tiny_cfg(precision_sweep=[2])
     res = align.run_makd(cfg, tmp_path)
