@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from common import ConfigError
+from stage_interrupt import interrupt_then_resume, share_metaword
 from dekag import ldm
 from dekag.makd import align
 from dekag.makd.config import MakdConfig
@@ -86,19 +87,9 @@ def test_interrupted_stage_resumes_to_identical_result(world, tmp_path, monkeypa
     scg = align.build_scg(models, cfg, tmp_path / "a")
     align.train_metaword_stage(models, cfg, tmp_path / "a", scg)
 
-    real_save = align.save_checkpoint
-
-    def crash_after_two(path, step, *args):
-        real_save(path, step, *args)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(align, "save_checkpoint", crash_after_two)
     scg_b = align.build_scg(models, cfg, tmp_path / "b")
-    with pytest.raises(KeyboardInterrupt):
-        align.train_metaword_stage(models, cfg, tmp_path / "b", scg_b)
-    monkeypatch.setattr(align, "save_checkpoint", real_save)
-    stats = align.train_metaword_stage(models, cfg, tmp_path / "b", scg_b)
+    stats = interrupt_then_resume(monkeypatch,
+                                  lambda: align.train_metaword_stage(models, cfg, tmp_path / "b", scg_b))
     assert stats["resumed_at"] == 2
     a = (tmp_path / "a" / "metaword" / "learned_embeds.safetensors").read_bytes()
     b = (tmp_path / "b" / "metaword" / "learned_embeds.safetensors").read_bytes()
@@ -113,22 +104,10 @@ def test_interrupted_lora_stage_resumes_to_identical_result(world, tmp_path, mon
     torch.manual_seed(123)  # the global RNG state must not matter (peft draws LoRA A from it)
     align.train_lora_stage(models, cfg, tmp_path / "a", scg, 2, with_metaword=True)
 
-    (tmp_path / "b").mkdir()
-    for f in ("scg.safetensors", "metaword"):
-        (tmp_path / "b" / f).symlink_to(tmp_path / "a" / f)
-    real_save = align.save_checkpoint
-
-    def crash_after_two(path, step, *args):
-        real_save(path, step, *args)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(align, "save_checkpoint", crash_after_two)
-    torch.manual_seed(456)
-    with pytest.raises(KeyboardInterrupt):
-        align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
-    monkeypatch.setattr(align, "save_checkpoint", real_save)
-    stats = align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
+    share_metaword(tmp_path / "a", tmp_path / "b")
+    stats = interrupt_then_resume(
+        monkeypatch, lambda: align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True),
+        before_each=lambda: torch.manual_seed(456))
     assert stats["resumed_at"] == 2
     a = (tmp_path / "a" / "makd_r2" / "pytorch_lora_weights.safetensors").read_bytes()
     b = (tmp_path / "b" / "makd_r2" / "pytorch_lora_weights.safetensors").read_bytes()

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from common import ConfigError
+from stage_interrupt import interrupt_then_resume, share_metaword
 from dekag import ldm
 from dekag.makd import align
 from dekag.makd.config import MakdConfig
@@ -98,21 +99,9 @@ def test_bf16_lora_stage_resumes_from_its_checkpoint(world, tmp_path, monkeypatc
     ref = align.train_lora_stage(models, cfg, tmp_path / "a", scg, 2, with_metaword=True)
     assert math.isfinite(ref["final_loss"])
 
-    (tmp_path / "b").mkdir()
-    for f in ("scg.safetensors", "metaword"):
-        (tmp_path / "b" / f).symlink_to(tmp_path / "a" / f)
-    real_save = align.save_checkpoint
-
-    def crash_after_two(path, step, *args):
-        real_save(path, step, *args)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(align, "save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
-    monkeypatch.setattr(align, "save_checkpoint", real_save)
-    stats = align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True)
+    share_metaword(tmp_path / "a", tmp_path / "b")
+    stats = interrupt_then_resume(
+        monkeypatch, lambda: align.train_lora_stage(models, cfg, tmp_path / "b", scg, 2, with_metaword=True))
     assert stats["resumed_at"] == 2 and math.isfinite(stats["final_loss"])
     saved = load_file(str(tmp_path / "b" / "makd_r2" / "pytorch_lora_weights.safetensors"))
     assert saved and all(v.dtype == torch.float32 for v in saved.values())
