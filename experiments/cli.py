@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 DELEGATED = {"train-world": ("dekag.miniature.train_world", "train the miniature world"),
              "align": ("dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
-             "train": ("dekag.jscc.train", "T-KA: JSCC codec + CALA, with baselines"),
+             "train": ("experiments.tka_training", "T-KA: JSCC codec + CALA, with baselines"),
              "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run")}
 
 

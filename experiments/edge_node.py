@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dekag.jscc.condition_domain import ConditionDomain
 from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from radio.backends.base import PeerTimeout, RadioBackend
@@ -26,6 +27,8 @@ class EdgeKnowledge(Protocol):
     def prompt(self, template: str) -> str: ...
     def generate(self, prompt: str, seed: int) -> object: ...
     def save_reference(self, path, prompt: str, seed: int, latent: object) -> dict: ...
+    condition_domain: ConditionDomain
+
     def encode(self, latent: object, snr_db: float, delay_spread_s: float) -> tuple[np.ndarray, list[float]]: ...
 
 
@@ -89,7 +92,8 @@ class EdgeNode:
         watch.lap("reference")
         cond = self._condition(frame_id)
         watch.lap("feedback_wait")
-        snr_db, ds_s = cond.condition.snr_db, cond.condition.delay_spread_s
+        mapped = self.knowledge.condition_domain.apply(cond.condition.snr_db, cond.condition.delay_spread_s)
+        snr_db, ds_s = mapped.as_tuple()
         symbols, gates = self.knowledge.encode(latent, snr_db, ds_s)
         watch.lap("encode")
         iq = self.tx.modulate(symbols, frame_id=frame_id % 65536, condition=(snr_db, ds_s))
@@ -107,6 +111,8 @@ class EdgeNode:
         watch.lap("transmit")
         row = dict(frame_id=frame_id, prompt=prompt, gen_seed=seed, transmitted=transmitted,
                    enc_snr_db=snr_db, enc_delay_spread_s=ds_s, condition_source=cond.source,
+                   csi_snr_db=cond.condition.snr_db, csi_delay_spread_s=cond.condition.delay_spread_s,
+                   enc_condition_applied=list(mapped.applied),
                    csi_age_s=cond.age_s, csi_frame_id=cond.frame_id,
                    csi_age_frames=(frame_id - cond.frame_id
                                    if cond.source == "feedback" and cond.frame_id is not None else None),

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dekag.jscc.condition_domain import ConditionDomain
 from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
@@ -27,6 +28,7 @@ class UserKnowledge(Protocol):
     """What the user needs from ``dekag`` (see :mod:`experiments.knowledge`)."""
 
     num_symbols: int
+    condition_domain: ConditionDomain
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, snr_db: float,
                delay_spread_s: float) -> tuple[object, list[float]]: ...
@@ -98,12 +100,14 @@ class UserNode:
             return row
         header_cond = (f.header.snr_db, f.header.delay_spread_s)
         use_header = self.config.user.decoder_condition == "header" and None not in header_cond
+        own = self.knowledge.condition_domain.apply(f.snr_db, f.delay_spread_s)
         t = time.perf_counter()
-        lat_est, gates_est = self.knowledge.decode(f.symbols, f.noise_var, f.snr_db, f.delay_spread_s)
+        lat_est, gates_est = self.knowledge.decode(f.symbols, f.noise_var, *own.as_tuple())
         latency["decode"] = round((time.perf_counter() - t) * 1e3, 3)
         lat_hdr = gates_hdr = None
         if None not in header_cond:
-            lat_hdr, gates_hdr = self.knowledge.decode(f.symbols, f.noise_var, *header_cond)
+            header_mapped = self.knowledge.condition_domain.apply(*header_cond)
+            lat_hdr, gates_hdr = self.knowledge.decode(f.symbols, f.noise_var, *header_mapped.as_tuple())
         chosen = lat_hdr if use_header else lat_est
         t = time.perf_counter()
         image = self.knowledge.to_image(chosen)
@@ -125,6 +129,8 @@ class UserNode:
         self.last_frame_id = frame_id
         self.counts["decoded"] += 1
         row.update(enc_snr_db=f.header.snr_db, enc_delay_spread_s=f.header.delay_spread_s,
+                   dec_snr_db=own.snr_db, dec_delay_spread_s=own.delay_spread_s,
+                   dec_condition_applied=list(own.applied),
                    decoder_condition="header" if use_header else "estimate", gates=gates_hdr if use_header
                    else gates_est, noise_var_mean=float(np.mean(f.noise_var)), latency_ms=latency, **metrics)
         self.run.result(**row)

@@ -53,7 +53,8 @@ class Condition:
         if not bool(torch.isfinite(snr).all()):
             raise ConditionError("snr_db must be finite")
         if not bool((tau > 0).all()) or not bool(torch.isfinite(tau).all()):
-            raise ConditionError("delay_spread_s must be positive and finite")
+            raise ConditionError("delay_spread_s must be positive and finite (map what a receiver reports "
+                                 "through dekag.jscc.condition_domain.ConditionDomain.apply first)")
         return torch.stack([(snr - SNR_CENTER_DB) / SNR_HALF_RANGE_DB,
                             (torch.log10(tau) - _LOG_TAU_CENTER) / _LOG_TAU_HALF_RANGE], dim=-1)
 
