@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from dekag.errors import DekagError
 
 FORMAT = "dekag-knowledge-package/1"
 PRECISIONS = (32, 16, 8, 4, 2)
 _MANIFEST = "manifest.json"
 
 
-class KnowledgePackageError(ValueError):
+class KnowledgePackageError(DekagError, ValueError):
     """Base class: a knowledge package cannot be written or used."""
 
 

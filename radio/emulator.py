@@ -35,13 +35,14 @@ import numpy as np
 
 from common.tomlconfig import ConfigError, TomlConfig
 from radio.config import FrameConfig
+from radio.errors import RadioError
 from radio.impairments import Impairments, carrier_phase, iq_imbalance, quantize, resample_clock
 
 if TYPE_CHECKING:
     from radio.channel_models import ChannelRealisation
 
 
-class EmulatorInputError(ValueError):
+class EmulatorInputError(RadioError, ValueError):
     """The IQ handed to the emulator is not a non-empty, finite, 1-D complex array."""
 
 

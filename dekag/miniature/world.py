@@ -18,11 +18,12 @@ from dekag import ldm
 from dekag.knowledge_package import sha256_file
 from dekag.miniature import data as D
 from dekag.miniature.models import FeatureNet
+from dekag.errors import DekagError
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
-class WorldChecksumError(RuntimeError):
+class WorldChecksumError(DekagError, RuntimeError):
     """A checkpoint file does not match the SHA-256 recorded in ``world.json``."""
 
 
