@@ -45,7 +45,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.errors import RadioError
 from radio.feedback_gate import SessionGate
 
@@ -217,8 +217,10 @@ class FeedbackConfig(TomlConfig):
     def validate(self) -> None:
         if not self.endpoint.startswith(("tcp://", "ipc://", "inproc://")):
             raise ConfigError(f"endpoint must be a ZeroMQ tcp://, ipc:// or inproc:// address, got {self.endpoint!r}")
-        if not self.max_age_s > 0 or not self.timeout_s > 0:
-            raise ConfigError("max_age_s and timeout_s must be positive")
+        for name in ("max_age_s", "timeout_s"):
+            self.check_range(name, 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("fallback_snr_db", *_SNR_RANGE_DB)
+        self.check_range("fallback_delay_spread_s", 0.0, _MAX_DELAY_SPREAD_S)
 
     @property
     def fallback(self) -> Condition:

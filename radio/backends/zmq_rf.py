@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.backends.base import BackendError, PeerTimeout, RadioBackend, as_iq, check_num_samples
 
 _REQUEST = struct.Struct("<Q")
@@ -246,8 +246,9 @@ class ZmqRfConfig(TomlConfig):
                 raise ConfigError(f"{name} must be a ZeroMQ address (tcp://, ipc://, inproc://), got {value!r}")
         if not self.tx_endpoint and not self.rx_endpoint:
             raise ConfigError("a ZMQ radio needs a tx_endpoint, an rx_endpoint or both")
-        if self.sample_rate_hz <= 0 or self.timeout_s <= 0 or self.max_chunk_samples < 1:
-            raise ConfigError("sample_rate_hz, timeout_s and max_chunk_samples must be positive")
+        self.check_range("sample_rate_hz", 0.0, 1e10, open_low=True)
+        self.check_range("timeout_s", 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("max_chunk_samples", 1, MAX_CHUNK_SAMPLES)
 
 
 class ZmqRfBackend(RadioBackend):
