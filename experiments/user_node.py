@@ -71,7 +71,8 @@ class UserNode:
         self.knowledge = knowledge
         self.publisher = publisher
         self.truth = truth
-        self.receiver = Receiver(config.frame, config.receiver)
+        # a header may announce no longer a payload than the codec makes (a false one cannot stall the stream)
+        self.receiver = Receiver(config.frame.replace(max_payload_symbols=knowledge.num_symbols), config.receiver)
         self.decoded: set[int] = set()
         self.last_frame_id: int | None = None
         self.counts = {"frames": 0, "decoded": 0, "not_decoded": 0, "repeats": 0}

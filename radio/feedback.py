@@ -318,11 +318,15 @@ class CsiPublisher:
 
     def publish(self, *, frame_id: int, snr_db: float, delay_spread_s: float, cfo_hz: float = 0.0,
                 noise_var: float = 0.0, flags: int | None = None) -> CsiReport:
-        """Stamp (sequence number, monotonic time), validate and send one report; returns it."""
+        """Stamp (sequence number, monotonic time), validate and send one report; returns it. A finite SNR or
+        delay spread beyond the wire's range is sent as the range's end (a 140 dB estimate on a clean
+        loopback is "very high", not malformed)."""
         if flags is None:
             flags = int(CsiValid.SNR | CsiValid.DELAY_SPREAD)
+        snr_db = min(max(float(snr_db), _SNR_RANGE_DB[0]), _SNR_RANGE_DB[1])
+        delay_spread_s = min(max(float(delay_spread_s), 0.0), _MAX_DELAY_SPREAD_S)
         report = CsiReport(seq=self._seq, timestamp_s=time.monotonic(), frame_id=int(frame_id),
-                           snr_db=float(snr_db), delay_spread_s=float(delay_spread_s), cfo_hz=float(cfo_hz),
+                           snr_db=snr_db, delay_spread_s=delay_spread_s, cfo_hz=float(cfo_hz),
                            noise_var=float(noise_var), flags=int(flags), session_id=self.session_id)
         self.send_raw(encode_report(report))
         self._seq += 1

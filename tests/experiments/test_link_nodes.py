@@ -153,3 +153,28 @@ def test_sigmf_recording_replays_through_the_user_node(tmp_path):
     rows = read_jsonl(out / "user.results.jsonl")
     assert [r["frame_id"] for r in rows if r["status"] == "ok"] == [0, 1, 2]
     assert all(abs(r["snr_db_est"] - 20.0) < 6 for r in rows)
+
+
+def test_user_node_bounds_the_length_by_the_codec(tmp_path):
+    from experiments.run_folder import RunFolder
+    from experiments.user_node import UserNode
+    node = UserNode(TestbedConfig(), RunFolder(tmp_path), StubKnowledge(), publisher=None)
+    assert node.receiver.cfg.max_payload_symbols == StubKnowledge.num_symbols
+
+
+def test_frame_ids_past_65536_are_unwrapped_and_the_user_finishes(tmp_path):
+    from experiments.run_folder import RunFolder
+    from experiments.user_node import UserNode
+    from radio.feedback import CsiPublisher
+    cfg = _config(num_frames=65538)
+    knowledge = StubKnowledge()
+    tx = radio.Transmitter(cfg.frame)
+    with CsiPublisher(free_tcp_endpoint()) as pub:
+        node = UserNode(cfg, RunFolder(tmp_path), knowledge, pub)
+        node.last_frame_id = 65534  # as after 65 535 frames
+        for frame_id in (65535, 65536, 65537):
+            symbols, _ = knowledge.encode(knowledge.generate("", frame_id), 10.0, 1e-7)
+            iq = tx.modulate(symbols, frame_id=frame_id % 65536)
+            node.process(np.concatenate([np.zeros(300, np.complex64), iq, np.zeros(300, np.complex64)]))
+    assert {65535, 65536, 65537} <= node.decoded and node.counts["repeats"] == 0
+    assert node.done
