@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def _node(role: str, args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _apply_overrides(load_config(args.config), args)
+    if not cfg.link.session_token:  # the run's own virtual-RF ports: other local processes get no samples
+        cfg = cfg.replace(link={"session_token": secrets.token_hex(16)})
     out = _out_dir(args, cfg)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.toml")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.backends.pluto import PlutoConfig
-from radio.backends.zmq_rf import MAX_CHUNK_SAMPLES
+from radio.backends.zmq_rf import MAX_CHUNK_SAMPLES, MAX_TOKEN_CHARS
 from radio.config import FrameConfig, ReceiverConfig
 from radio.emulator import MAX_DELAY_SPREAD_S, EmulatorConfig
 from radio.feedback import FeedbackConfig
@@ -42,6 +42,8 @@ class LinkSection(TomlConfig):
         chunk_samples: samples the user asks for per read.
         edge_pluto, user_pluto: the two radios for ``backend = "pluto"``.
         record_sigmf: also record everything the user receives as SigMF in the run folder.
+        session_token: the virtual-RF ports serve samples only to requests carrying it (``run`` draws one
+            per run when empty; empty for single nodes = no check).
     """
 
     backend: str = "zmq"
@@ -55,6 +57,7 @@ class LinkSection(TomlConfig):
     edge_pluto: PlutoConfig = field(default_factory=PlutoConfig)
     user_pluto: PlutoConfig = field(default_factory=PlutoConfig)
     record_sigmf: bool = False
+    session_token: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -67,6 +70,8 @@ class LinkSection(TomlConfig):
         for name in ("timeout_s", "startup_timeout_s"):
             self.check_range(name, 0.0, MAX_TIMEOUT_S, open_low=True)
         self.check_range("max_peer_timeouts", 1, 1_000_000)
+        if len(self.session_token) > MAX_TOKEN_CHARS:
+            raise ConfigError(f"link.session_token must be at most {MAX_TOKEN_CHARS} characters")
 
 
 @dataclass

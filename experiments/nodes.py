@@ -22,7 +22,8 @@ def _zmq(config: TestbedConfig, **endpoints: str) -> ZmqRfBackend:
     # long timeouts until the peer has answered once (it may still be loading models), then link.timeout_s
     return ZmqRfBackend(ZmqRfConfig(sample_rate_hz=config.frame.sample_rate_hz,
                                     center_frequency_hz=config.channel.emulator.carrier_frequency_hz,
-                                    timeout_s=link.startup_timeout_s, **endpoints))
+                                    timeout_s=link.startup_timeout_s, session_token=link.session_token,
+                                    **endpoints))
 
 
 def steady_timeouts(config: TestbedConfig, backend: RadioBackend):
