@@ -2,9 +2,13 @@
 MAKD run) and transmission knowledge (the JSCC codec with CALA from a T-KA run) in one
 :mod:`dekag.knowledge_package` folder, verified against the edge base model it was made for.
 
->>> dl = load_downlink()                                   # the shipped miniature package  # doctest: +SKIP
->>> pipe = dl.aligned_edge(world)                          # fresh edge + metaword + G-LoRA   # doctest: +SKIP
->>> symbols = dl.codec.encode(latent, (12.0, 300e-9))      # CALA gated on (SNR dB, delay spread s)  # doctest: +SKIP
+>>> from dekag.miniature.world import load_world
+>>> world = load_world()
+>>> dl = load_downlink(world=world)                        # the shipped miniature package, verified
+>>> pipe = dl.aligned_edge(world)                          # fresh edge + metaword + G-LoRA
+>>> latent = torch.zeros(1, 4, 8, 8)
+>>> dl.codec.encode(latent, (12.0, 300e-9)).shape          # CALA gated on (SNR dB, delay spread s)
+torch.Size([1, 128])
 
 Build one from two runs with ``python -m dekag.downlink --makd runs/makd --tka runs/tka --out DIR``.
 """
@@ -118,16 +122,22 @@ def load_downlink(folder: str | Path | None = None, world=None, expected_base: B
         if group not in package.groups:
             raise KnowledgePackageError(f"{package.folder}: no {group!r} group; a downlink package needs "
                                         "metaword, glora and jscc")
-    tka, makd = package.info["tka"], package.info["makd"]
-    codec = JsccCodec(CodecConfig.from_dict(tka["codec"]))
-    apply_cala(codec, CalaConfig.from_dict(tka["cala"]))
-    codec.load_state_dict(package.groups["jscc"])
-    domain = (ConditionDomain.from_dict(tka["condition_domain"]) if "condition_domain" in tka
-              else ChannelConfig().condition_domain)
-    return Downlink(package=package, codec=codec.eval(), metaword=makd["metaword"], subject_word=makd["subject_word"],
-                    sampling={"num_inference_steps": makd["num_inference_steps"],
-                              "guidance_scale": makd["guidance_scale"]},
-                    condition_domain=domain, latent_peak=tka.get("latent_peak"))
+    try:
+        tka, makd = package.info["tka"], package.info["makd"]
+        codec = JsccCodec(CodecConfig.from_dict(tka["codec"]))
+        apply_cala(codec, CalaConfig.from_dict(tka["cala"]))
+        codec.load_state_dict(package.groups["jscc"])
+        domain = (ConditionDomain.from_dict(tka["condition_domain"]) if "condition_domain" in tka
+                  else ChannelConfig().condition_domain)
+        peak = tka.get("latent_peak")
+        return Downlink(package=package, codec=codec.eval(), metaword=str(makd["metaword"]),
+                        subject_word=str(makd["subject_word"]),
+                        sampling={"num_inference_steps": int(makd["num_inference_steps"]),
+                                  "guidance_scale": float(makd["guidance_scale"])},
+                        condition_domain=domain, latent_peak=None if peak is None else float(peak))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # ConfigError, ConditionError are ValueErrors
+        raise KnowledgePackageError(f"{package.folder}: not a downlink package ({type(exc).__name__}: {exc})") \
+            from None
 
 
 def main(argv: list[str] | None = None) -> int:

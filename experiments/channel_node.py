@@ -73,7 +73,8 @@ def run_channel_node(config: TestbedConfig, run: RunFolder, stop: threading.Even
     channel.warm_up(config.edge.num_frames)
     link = config.link
     run.event("start", tx_endpoint=link.tx_endpoint, rx_endpoint=link.rx_endpoint)
-    with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s) as relay:
+    with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s,
+                         token=link.session_token.encode()) as relay:
         try:
             relay.run(stop, idle_timeout_s=link.timeout_s, startup_timeout_s=link.startup_timeout_s)
         except PeerTimeout as exc:

@@ -36,11 +36,12 @@ from torch.nn import functional as F
 from dekag.jscc.codec import JsccCodec
 from dekag.jscc.condition import current_condition
 from dekag.jscc.config import CalaConfig
+from dekag.errors import DekagError
 
 _METADATA_KEY = "cala_config"
 
 
-class CalaError(ValueError):
+class CalaError(DekagError, ValueError):
     """CALA weights do not fit the codec, or CALA was applied twice / not at all."""
 
 

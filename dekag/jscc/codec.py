@@ -26,9 +26,10 @@ from torch import nn
 
 from dekag.jscc.condition import Condition, as_condition, conditioned
 from dekag.jscc.config import CodecConfig
+from dekag.errors import DekagError
 
 
-class ShapeError(ValueError):
+class ShapeError(DekagError, ValueError):
     """A latent or symbol tensor does not have the shape the codec was built for."""
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from dekag.errors import DekagError
 
 SNR_CENTER_DB = 10.0
 SNR_HALF_RANGE_DB = 10.0
@@ -30,7 +31,7 @@ _LOG_TAU_HALF_RANGE = 0.5 * (math.log10(3000e-9) - math.log10(30e-9))
 _CURRENT: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("jscc_condition", default=None)
 
 
-class ConditionError(ValueError):
+class ConditionError(DekagError, ValueError):
     """A condition is missing, non-finite, non-positive (delay spread) or of the wrong batch size."""
 
 

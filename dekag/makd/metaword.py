@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from dekag.makd.precision import make_accelerator, training_step
+from dekag.errors import DekagError
 
 
-class MetawordError(ValueError):
+class MetawordError(DekagError, ValueError):
     """The metaword or its initialiser word cannot be used with this tokenizer."""
 
 

@@ -6,8 +6,11 @@ connects a REQ socket (:class:`SampleClient`) and asks for at most N samples at 
 receiver's requests pace the transmitter, the pair runs lock-step as fast as the CPUs allow, loses
 nothing, and the received stream is bit-identical to the transmitted one, run after run.
 
-Wire format: request = ``<Q`` (most samples wanted); reply = two frames, ``<QQ`` (index of the first
-sample in the stream, sample count) and the samples as little-endian complex64. Time is the sample
+Wire format: request = ``<Q`` (most samples wanted) followed by the link's session token (bytes, may be
+empty); reply = two frames, ``<QQ`` (index of the first sample in the stream, sample count) and the samples
+as little-endian complex64. A server answers a malformed request, or one without its token, with no
+samples and counts it (``malformed_requests``, ``refused_requests``): another local process can neither
+stop a node nor take its samples (``dekag-testbed run`` draws a fresh token per run). Time is the sample
 index: ``transmit(iq, at_sample=t)`` leaves a gap of zeros up to ``t``; a receiver that finds a jump in
 the indices (a peer restarted mid-request) fills it with zeros and counts it.
 
@@ -24,6 +27,7 @@ raises :class:`~radio.backends.base.PeerTimeout` after ``timeout_s``.
 from __future__ import annotations
 
 import collections
+import hmac
 import struct
 import threading
 import time
@@ -33,13 +37,15 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.backends.base import BackendError, PeerTimeout, RadioBackend, as_iq, check_num_samples
 
 _REQUEST = struct.Struct("<Q")
 _HEADER = struct.Struct("<QQ")
 MAX_CHUNK_SAMPLES = 3_072_000
 """Largest reply, as srsRAN (10 subframes at 20 MHz); 24.6 MB of complex64."""
+MAX_TOKEN_CHARS = 64
+"""Longest session token."""
 
 
 class SampleServer:
@@ -48,10 +54,11 @@ class SampleServer:
     Args:
         endpoint: address to bind.
         timeout_s: how long :meth:`flush` waits for a request before :class:`PeerTimeout`.
+        token: session token a request must carry (empty: any well-formed request is served).
     """
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
-                 context: zmq.Context | None = None) -> None:
+                 token: bytes = b"", context: zmq.Context | None = None) -> None:
         self._sock = (context or zmq.Context.instance()).socket(zmq.REP)
         self._sock.linger = 0
         self._sock.sndtimeo = int(timeout_s * 1000)
@@ -64,6 +71,9 @@ class SampleServer:
         self.sent_samples = 0       # stream index after the last sample handed out
         self.gap_samples = 0        # zeros inserted for at_sample gaps
         self.dropped_samples = 0    # queued samples dropped because nobody asked for them in time
+        self.malformed_requests = 0  # requests that are not <Q + token> (answered with no samples)
+        self.refused_requests = 0   # well-formed requests with the wrong session token (answered with none)
+        self._token = token
 
     @property
     def pending(self) -> int:
@@ -91,14 +101,20 @@ class SampleServer:
         return start
 
     def wait_request(self, timeout_s: float) -> int | None:
-        """Wait for one request; returns the samples wanted, or None if none came within ``timeout_s``."""
-        if not self._sock.poll(int(timeout_s * 1000), zmq.POLLIN):
-            return None
-        msg = self._sock.recv()
-        if len(msg) != _REQUEST.size:
+        """Wait up to ``timeout_s`` for one valid request; returns the samples wanted, or None if none came.
+        Malformed requests and requests without the session token are answered with no samples, counted,
+        and waited past."""
+        deadline = time.monotonic() + timeout_s
+        while self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0), zmq.POLLIN):
+            msg = self._sock.recv()
+            if len(msg) < _REQUEST.size:
+                self.malformed_requests += 1
+            elif not hmac.compare_digest(msg[_REQUEST.size:], self._token):
+                self.refused_requests += 1
+            else:
+                return max(1, min(_REQUEST.unpack_from(msg)[0], self.max_chunk_samples))
             self._sock.send_multipart([_HEADER.pack(self.sent_samples, 0), b""])
-            raise BackendError(f"{self.endpoint}: malformed sample request of {len(msg)} bytes")
-        return max(1, min(_REQUEST.unpack(msg)[0], self.max_chunk_samples))
+        return None
 
     def reply(self, wanted: int) -> int:
         """Answer the request just received with up to ``wanted`` samples of the head burst."""
@@ -138,9 +154,11 @@ class SampleServer:
 
 
 class SampleClient:
-    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side)."""
+    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side), with the server's
+    session ``token``."""
 
-    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, context: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, token: bytes = b"",
+                 context: zmq.Context | None = None) -> None:
         self._sock = (context or zmq.Context.instance()).socket(zmq.REQ)
         self._sock.linger = 0
         self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
@@ -151,6 +169,7 @@ class SampleClient:
         self.timeout_s = timeout_s
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
+        self._token = token
         self._leftover = np.zeros(0, np.complex64)
 
     def set_timeout(self, timeout_s: float) -> None:
@@ -164,7 +183,7 @@ class SampleClient:
         A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            self._sock.send(_REQUEST.pack(max_samples))
+            self._sock.send(_REQUEST.pack(max_samples) + self._token)
             header, payload = self._sock.recv_multipart()
         except zmq.Again as exc:
             raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
@@ -227,6 +246,7 @@ class ZmqRfConfig(TomlConfig):
         sample_rate_hz, center_frequency_hz: recorded as the radio's settings (no effect on samples).
         timeout_s: how long to wait for the peer before :class:`PeerTimeout`.
         max_chunk_samples: largest message.
+        session_token: shared by the two ends of a link; requests without it get no samples (empty: no check).
     """
 
     tx_endpoint: str = ""
@@ -235,6 +255,7 @@ class ZmqRfConfig(TomlConfig):
     center_frequency_hz: float = 915e6
     timeout_s: float = 2.0
     max_chunk_samples: int = MAX_CHUNK_SAMPLES
+    session_token: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -246,8 +267,11 @@ class ZmqRfConfig(TomlConfig):
                 raise ConfigError(f"{name} must be a ZeroMQ address (tcp://, ipc://, inproc://), got {value!r}")
         if not self.tx_endpoint and not self.rx_endpoint:
             raise ConfigError("a ZMQ radio needs a tx_endpoint, an rx_endpoint or both")
-        if self.sample_rate_hz <= 0 or self.timeout_s <= 0 or self.max_chunk_samples < 1:
-            raise ConfigError("sample_rate_hz, timeout_s and max_chunk_samples must be positive")
+        self.check_range("sample_rate_hz", 0.0, 1e10, open_low=True)
+        self.check_range("timeout_s", 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("max_chunk_samples", 1, MAX_CHUNK_SAMPLES)
+        if len(self.session_token) > MAX_TOKEN_CHARS:
+            raise ConfigError(f"ZmqRfConfig.session_token must be at most {MAX_TOKEN_CHARS} characters")
 
 
 class ZmqRfBackend(RadioBackend):
@@ -258,9 +282,11 @@ class ZmqRfBackend(RadioBackend):
 
     def __init__(self, cfg: ZmqRfConfig, *, context: zmq.Context | None = None) -> None:
         self.cfg = cfg
+        token = cfg.session_token.encode()
         self._tx = SampleServer(cfg.tx_endpoint, timeout_s=cfg.timeout_s, max_chunk_samples=cfg.max_chunk_samples,
-                                context=context) if cfg.tx_endpoint else None
-        self._rx = SampleClient(cfg.rx_endpoint, timeout_s=cfg.timeout_s, context=context) if cfg.rx_endpoint else None
+                                token=token, context=context) if cfg.tx_endpoint else None
+        self._rx = SampleClient(cfg.rx_endpoint, timeout_s=cfg.timeout_s, token=token,
+                                context=context) if cfg.rx_endpoint else None
 
     @property
     def sample_rate_hz(self) -> float:
@@ -303,7 +329,8 @@ class ZmqRfBackend(RadioBackend):
         out = {}
         if self._tx:
             out.update(tx_samples=self._tx.sent_samples, tx_gap_samples=self._tx.gap_samples,
-                       tx_dropped_samples=self._tx.dropped_samples)
+                       tx_dropped_samples=self._tx.dropped_samples, tx_malformed_requests=self._tx.malformed_requests,
+                       tx_refused_requests=self._tx.refused_requests)
         if self._rx:
             out.update(rx_gap_samples=self._rx.gap_samples)
         return out
@@ -325,17 +352,18 @@ class ZmqChannelRelay:
         downstream: the address the receiver's ``rx_endpoint`` points at (binds).
         fn: maps one transmitted burst (complex64, (N,)) to the received samples (complex64, (M,)).
         timeout_s: how long to wait for the transmitter once a receiver asked.
+        token: the link's session token (sent upstream, required downstream).
     """
 
     def __init__(self, upstream: str, downstream: str, fn: Callable[[np.ndarray], np.ndarray], *,
-                 timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
+                 timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES, token: bytes = b"",
                  context: zmq.Context | None = None) -> None:
         self.fn = fn
         self.timeout_s = timeout_s
         self.max_chunk_samples = max_chunk_samples
-        self._up = SampleClient(upstream, timeout_s=timeout_s, context=context)
+        self._up = SampleClient(upstream, timeout_s=timeout_s, token=token, context=context)
         self._down = SampleServer(downstream, timeout_s=timeout_s, max_chunk_samples=max_chunk_samples,
-                                  context=context)
+                                  token=token, context=context)
         self.bursts = 0
 
     def serve_once(self, timeout_s: float | None = None) -> bool:
@@ -386,7 +414,8 @@ class ZmqChannelRelay:
     @property
     def counters(self) -> dict[str, int]:
         return {"bursts": self.bursts, "samples_in": self._up.time_samples or 0,
-                "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples}
+                "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples,
+                "malformed_requests": self._down.malformed_requests, "refused_requests": self._down.refused_requests}
 
     def close(self) -> None:
         self._up.close()

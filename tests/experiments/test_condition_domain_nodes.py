@@ -13,13 +13,20 @@ from experiments.run_folder import read_jsonl
 from radio.feedback import free_tcp_endpoint
 
 
+def _low_end_config(frames, snrs, spreads):
+    return default_config().replace(
+        link={"tx_endpoint": free_tcp_endpoint(), "rx_endpoint": free_tcp_endpoint()},
+        feedback={"endpoint": free_tcp_endpoint()}, edge={"num_frames": frames},
+        channel={"snr_db_schedule": snrs, "delay_spread_s_schedule": spreads, "frames_per_step": 1})
+
+
 def _tags(rows, key):
     return {t for r in rows for t in (r.get(key) or [])}
 
 
 def test_three_processes_survive_reports_outside_the_domain(tmp_path):
     cfg = _config(num_frames=6, snr_schedule=(40.0, -10.0, 10.0))
-    cfg.channel.delay_spread_s_schedule = [10e-9, 30e-9]
+    cfg = cfg.replace(channel={"delay_spread_s_schedule": [10e-9, 30e-9]})
     procs = {r: _start(r, cfg, tmp_path) for r in ("channel", "user", "edge")}
     procs["edge"].join(90)
     procs["user"].join(30)
@@ -38,12 +45,7 @@ def test_three_processes_survive_reports_outside_the_domain(tmp_path):
 
 
 def test_in_process_run_with_the_shipped_models_at_the_low_end(tmp_path):
-    cfg = default_config()
-    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.feedback.endpoint = free_tcp_endpoint()
-    cfg.edge.num_frames = 3
-    cfg.channel.snr_db_schedule, cfg.channel.delay_spread_s_schedule = [-5.0, 0.0, 40.0], [30e-9, 10e-9]
-    cfg.channel.frames_per_step = 1
+    cfg = _low_end_config(3, [-5.0, 0.0, 40.0], [30e-9, 10e-9])
     cfg.save(tmp_path / "cfg.toml")
     out = tmp_path / "run"
     assert main(["run", "--backend", "emulator", "--config", str(tmp_path / "cfg.toml"), "--out", str(out)]) == 0
@@ -54,11 +56,7 @@ def test_in_process_run_with_the_shipped_models_at_the_low_end(tmp_path):
 
 @pytest.mark.slow
 def test_three_process_run_with_the_shipped_models_at_the_low_end(tmp_path):
-    cfg = default_config()
-    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.feedback.endpoint = free_tcp_endpoint()
-    cfg.edge.num_frames = 4
-    cfg.channel.snr_db_schedule, cfg.channel.delay_spread_s_schedule = [-5.0, 0.0], [30e-9, 10e-9]
+    cfg = _low_end_config(4, [-5.0, 0.0], [30e-9, 10e-9])
     cfg.save(tmp_path / "cfg.toml")
     out = tmp_path / "run"
     assert main(["run", "--config", str(tmp_path / "cfg.toml"), "--out", str(out)]) == 0
