@@ -37,13 +37,17 @@ from experiments.closed_loop import Cell, ClosedLoop, CodecSet, psnr_db, summari
 from experiments.frame_link import FrameLink, FramePipeline, frame_config_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-IMAGE_METHODS = ("cala_estimated", "cala_genie", "base", "mismatch", "oracle", "shipped_estimated")
+IMAGE_METHODS = ("cala_estimated", "cala_genie", "base", "mismatch", "oracle", "reference_estimated")
+REFERENCE = Path(__file__).resolve().parent / "reference" / "downlink_sionna_trained"
+"""The downlink package shipped before T-KA trained through frames: its codec (CALA on a base, all trained
+through the Sionna channel with perfect CSI) is the reference method in the real loop."""
 
 
-def load_codecs(tka_run: Path | None, dl) -> tuple[CodecSet, dict[str, int], object]:
-    """The codecs of a T-KA run (CALA = ``cala_<gate>``) beside the package's; budgets per stage."""
+def load_codecs(tka_run: Path | None, dl, reference) -> tuple[CodecSet, dict[str, int], object]:
+    """The codecs of a T-KA run (CALA = ``cala_<gate>``; without a run the package's codec) beside the
+    reference package's; budgets per stage."""
     if tka_run is None:
-        return CodecSet(cala=dl.codec, domain=dl.condition_domain, shipped=dl.codec), {}, None
+        return CodecSet(cala=dl.codec, domain=dl.condition_domain, reference=reference), {}, None
     from dekag.jscc.config import TkaConfig
     from dekag.jscc.train import load_stage, stage_budget, stages
 
@@ -60,7 +64,7 @@ def load_codecs(tka_run: Path | None, dl) -> tuple[CodecSet, dict[str, int], obj
                for s in cfg.training.oracle_snr_db} if cfg.training.oracle_delay_spread_s else {}
     codecs = CodecSet(cala=stage(f"cala_{gate}"), domain=cfg.channel.condition_domain, base=stage("base"),
                       mismatch=stage("mismatch"), blind_base=stage("blind_base"), blind_cala=stage("blind_cala"),
-                      shipped=dl.codec, oracles={s: c for s, c in oracles.items() if c is not None})
+                      reference=reference, oracles={s: c for s, c in oracles.items() if c is not None})
     return codecs, budget, cfg
 
 
@@ -127,10 +131,11 @@ def gap_db(real: list[float], train: list[float]) -> dict[str, float]:
 
 
 def ceiling_mse(codec, latents: torch.Tensor, domain) -> float:
-    """The codec over a noiseless channel (encoder and decoder at the top of the domain)."""
+    """The codec over a noiseless channel: symbols arrive exactly, both ends gated at the top of the domain
+    and the decoder told the noise variance of that SNR (the least it was trained on)."""
     with torch.no_grad():
         c = (domain.snr_db_max, domain.below_resolution_value)
-        rec = codec.decode(codec.encode(latents, c), 1e-6, c)
+        rec = codec.decode(codec.encode(latents, c), 10 ** (-domain.snr_db_max / 10), c)
     return float(((rec - latents) ** 2).mean())
 
 
@@ -138,7 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tka-run", type=Path, help="T-KA run folder (training.link = frames); none: the package's codec")
     ap.add_argument("--latents", help="latents file of that run (S_EG); its held-out split is sent")
-    ap.add_argument("--package", help="downlink package for the reference codec (default: the shipped one)")
+    ap.add_argument("--package", help="downlink package whose codec is tested without --tka-run (default: shipped)")
+    ap.add_argument("--reference-package", default=str(REFERENCE),
+                    help="package whose codec runs as 'reference_estimated' ('none' to skip)")
     ap.add_argument("--per-cell", type=int, default=12, help="frames per grid cell and method")
     ap.add_argument("--snrs", type=float, nargs="+", default=[0.0, 5.0, 10.0, 15.0, 20.0])
     ap.add_argument("--spreads-ns", type=float, nargs="+", default=[30.0, 100.0, 300.0, 1000.0, 3000.0])
@@ -155,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     world = load_world()
     dl = load_downlink(args.package, world=world)
-    codecs, budget, cfg = load_codecs(args.tka_run, dl)
+    reference = None if args.reference_package == "none" else load_downlink(args.reference_package, world=world).codec
+    codecs, budget, cfg = load_codecs(args.tka_run, dl, reference)
     channel = cfg.channel if cfg is not None else None
     from dekag.jscc.config import ChannelConfig
     channel = channel or ChannelConfig()
@@ -233,11 +241,12 @@ def build_report(rows, sweep_rows, ds_rows, peak, codecs, latents, cfg, budget, 
         links = {"frame_link": training_link_mse(codecs.cala, FrameLink(cfg.channel, cfg.codec.num_symbols, seed=99),
                                                  latents, cells, models, n, False),
                  "sionna": training_link_mse(codecs.cala, sim, latents, cells, models, n, True),
-                 "sionna_shipped": training_link_mse(codecs.shipped, sim, latents, cells, models, n, True)}
+                 "sionna_reference": training_link_mse(codecs.reference, sim, latents, cells, models, n, True)}
         real = {"frame_link": _per_snr_mse(rows, "cala_estimated"), "sionna": _per_snr_mse(rows, "cala_estimated"),
-                "sionna_shipped": _per_snr_mse(rows, "shipped_estimated")}
+                "sionna_reference": _per_snr_mse(rows, "reference_estimated")}
         gap = {name: {s: gap_db(real[name][s], per_snr[s]) for s in per_snr} for name, per_snr in links.items()}
-    return {"bench": "closed_loop", "latents": source, "peak": peak,
+    return {"bench": "closed_loop", "latents": source, "peak": peak, "tka_run": str(args.tka_run),
+            "reference_package": args.reference_package,
             "psnr_definition": "10·log10(peak²/MSE), peak = peak-to-peak range of the latent set; cell MSE "
                                "averaged over frames with lost frames counted as the latent mean; grid mean of "
                                "cell PSNRs; image PSNR: world VAE images in [−1, 1], peak 2",
@@ -283,7 +292,7 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]
     lat = report["latent"]
-    for m in ("cala_estimated", "cala_genie", report["best_fixed_gate"], "base", "mismatch", "shipped_estimated"):
+    for m in ("cala_estimated", "cala_genie", report["best_fixed_gate"], "base", "mismatch", "reference_estimated"):
         if m in lat:
             xs = [float(s) for s in lat[m]["per_snr_db"]]
             ax.plot(xs, list(lat[m]["per_snr_db"].values()), marker="o", label=m)
@@ -307,7 +316,7 @@ def plot(report: dict, path: Path) -> None:
     gap = report.get("train_vs_real") or {}
     for key, label in (("frame_link", "frame link (the codec trained through it)"),
                        ("sionna", "Sionna channel, same codec"),
-                       ("sionna_shipped", "Sionna channel, the codec trained through it")):
+                       ("sionna_reference", "Sionna channel, the reference codec trained through it")):
         if key in gap:
             xs = sorted(gap[key], key=float)
             ax.errorbar([float(x) for x in xs], [gap[key][x]["gap_db"] for x in xs],

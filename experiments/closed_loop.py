@@ -13,7 +13,7 @@ seed per cell and frame), so methods differ only in what they send and how they 
 * ``enc_only@S`` / ``dec_only@S``: only the encoder (resp. decoder) follows the CSI, the other end at gate S;
 * ``base`` (a), ``mismatch`` (b), ``oracle`` (c, the oracle trained at this cell's SNR, where there is one);
 * ``blind_estimated`` / ``blind_fixed@S``: the same with a decoder that does not read the noise variance;
-* ``shipped_estimated``: the package's codec (e.g. trained through the Sionna channel) in the same loop.
+* ``reference_estimated``: a reference codec (e.g. one trained through the Sionna channel) in the same loop.
 
 Every condition passes the codec's :class:`~dekag.jscc.condition_domain.ConditionDomain`. A lost frame
 (not detected, header failed) is *counted*: its reconstruction is the latent mean (what a user without
@@ -45,7 +45,7 @@ class CodecSet:
     Attributes:
         cala: the CALA codec under test (trained through the link the loop uses).
         domain: its condition domain (all codecs here share it).
-        base, mismatch, blind_base, blind_cala, shipped: baselines and ablations.
+        base, mismatch, blind_base, blind_cala, reference: baselines and ablations.
         oracles: SNR dB → codec trained at that SNR only.
     """
 
@@ -55,7 +55,7 @@ class CodecSet:
     mismatch: JsccCodec | None = None
     blind_base: JsccCodec | None = None
     blind_cala: JsccCodec | None = None
-    shipped: JsccCodec | None = None
+    reference: JsccCodec | None = None
     oracles: dict[float, JsccCodec] = field(default_factory=dict)
 
 
@@ -182,7 +182,7 @@ class ClosedLoop:
             if codec is not None:
                 f_b, _ = send(codec, z, d.centre)
                 row(name, self._decode(codec, f_b, d.centre))
-        for name, codec in (("blind", c.blind_cala), ("shipped", c.shipped)):
+        for name, codec in (("blind", c.blind_cala), ("reference", c.reference)):
             if codec is None:
                 continue
             f_e, _ = send(codec, z, enc_fb)
