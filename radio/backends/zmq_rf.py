@@ -44,12 +44,19 @@ _REQUEST = struct.Struct("<Q")
 _HEADER = struct.Struct("<QQ")
 MAX_CHUNK_SAMPLES = 3_072_000
 """Largest reply, as srsRAN (10 subframes at 20 MHz); 24.6 MB of complex64."""
+_RESEND_AFTER_TIMEOUTS = 3
+"""Timeouts in a row after which a client asks again instead of waiting on for its outstanding request."""
 MAX_TOKEN_CHARS = 64
 """Longest session token."""
 
 
 class SampleServer:
-    """REP socket that hands out a queued sample stream on request (the transmitting side).
+    """Hands out a queued sample stream on request (the transmitting side).
+
+    The socket is a ROUTER that speaks REP's envelope itself, so that bytes which are not a REQ request
+    (raw data on the port, a peer that left) can neither stall it nor receive a reply meant for another
+    peer: a reply goes to the request's own sender (``ROUTER_MANDATORY``), and samples whose reply could
+    not be delivered stay queued.
 
     Args:
         endpoint: address to bind.
@@ -59,10 +66,12 @@ class SampleServer:
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
                  token: bytes = b"", context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REP)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._sock.linger = 0
         self._sock.sndtimeo = int(timeout_s * 1000)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a peer that left raises, not vanishes
         self._sock.bind(endpoint)
+        self._envelope: list[bytes] | None = None  # routing frames of the request being answered
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.max_chunk_samples = max_chunk_samples
@@ -102,33 +111,54 @@ class SampleServer:
 
     def wait_request(self, timeout_s: float) -> int | None:
         """Wait up to ``timeout_s`` for one valid request; returns the samples wanted, or None if none came.
-        Malformed requests and requests without the session token are answered with no samples, counted,
-        and waited past."""
+        Messages that are not a request envelope are dropped; malformed requests and requests without the
+        session token are answered with no samples; all are counted and waited past."""
         deadline = time.monotonic() + timeout_s
         while self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0), zmq.POLLIN):
-            msg = self._sock.recv()
+            frames = self._sock.recv_multipart()
+            # REQ's envelope: routing id, (request id,) empty delimiter, then exactly one body frame
+            bottom = frames.index(b"", 1) if b"" in frames[1:] else None
+            if bottom is None or len(frames) != bottom + 2:
+                self.malformed_requests += 1
+                continue
+            envelope, msg = frames[:bottom + 1], frames[-1]
             if len(msg) < _REQUEST.size:
                 self.malformed_requests += 1
             elif not hmac.compare_digest(msg[_REQUEST.size:], self._token):
                 self.refused_requests += 1
             else:
+                self._envelope = envelope
                 return max(1, min(_REQUEST.unpack_from(msg)[0], self.max_chunk_samples))
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, 0), b""])
+            self._send(envelope, np.zeros(0, np.complex64))
         return None
 
-    def reply(self, wanted: int) -> int:
-        """Answer the request just received with up to ``wanted`` samples of the head burst."""
-        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
-        chunk, rest = head[:wanted], head[wanted:]
-        if self._queue:
-            if rest.size:
-                self._queue[0] = rest
-            else:
-                self._queue.popleft()
+    def _send(self, envelope: list[bytes], chunk: np.ndarray) -> bool:
+        """Reply ``chunk`` to the request with ``envelope``; False if that peer is gone."""
         try:
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
+            self._sock.send_multipart([*envelope, _HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
         except zmq.Again as exc:
             raise PeerTimeout(f"{self.endpoint}: could not reply within {self.timeout_s} s") from exc
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
+        return True
+
+    def reply(self, wanted: int) -> int:
+        """Answer the request just received with up to ``wanted`` samples of the head burst; returns how many
+        were handed out (0 if the requesting peer has gone: the samples stay queued)."""
+        envelope, self._envelope = self._envelope, None
+        if envelope is None:
+            raise BackendError(f"{self.endpoint}: reply() without a request")
+        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
+        chunk = head[:wanted]
+        if not self._send(envelope, chunk):
+            return 0
+        if chunk.size:
+            if chunk.size < head.size:
+                self._queue[0] = head[chunk.size:]
+            else:
+                self._queue.popleft()
         self.sent_samples += chunk.size
         return chunk.size
 
@@ -170,6 +200,8 @@ class SampleClient:
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
         self._token = token
+        self._outstanding = False  # a request was sent and its reply not yet received
+        self._missed = 0           # timeouts in a row of the outstanding request
         self._leftover = np.zeros(0, np.complex64)
 
     def set_timeout(self, timeout_s: float) -> None:
@@ -180,12 +212,20 @@ class SampleClient:
     def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
         """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
 
-        A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
+        A request that timed out stays outstanding: the next call waits for its reply instead of asking
+        again (the late reply carries samples the server has handed out, which a new request would drop).
+        Only after :data:`_RESEND_AFTER_TIMEOUTS` timeouts in a row is it asked again (the server may have
+        restarted). A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            self._sock.send(_REQUEST.pack(max_samples) + self._token)
+            if not self._outstanding:
+                self._sock.send(_REQUEST.pack(max_samples) + self._token)
+                self._outstanding, self._missed = True, 0
             header, payload = self._sock.recv_multipart()
+            self._outstanding = False
         except zmq.Again as exc:
+            self._missed += 1
+            self._outstanding = self._missed < _RESEND_AFTER_TIMEOUTS
             raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
                               "(is the transmitting/channel process running?)") from exc
         except ValueError as exc:

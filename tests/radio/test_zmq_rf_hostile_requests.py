@@ -52,3 +52,52 @@ def test_malformed_and_tokenless_requests_neither_stop_the_edge_nor_take_the_bur
         assert not errors, errors
         assert got.tobytes() == BURST.tobytes()  # all of it went to the peer with the token
         assert edge.counters["tx_malformed_requests"] == 1 and edge.counters["tx_refused_requests"] == 2
+
+
+def test_message_without_a_request_envelope_does_not_stall_the_server():
+    """A DEALER (like raw bytes that parse as an old-protocol peer) sends no REQ envelope: the server drops
+    it and still serves the real request (a REP socket blocked forever in recv here)."""
+    from radio.backends.zmq_rf import SampleClient, SampleServer
+    ep = free_tcp_endpoint()
+    server = SampleServer(ep, timeout_s=2.0)
+    rogue = zmq.Context.instance().socket(zmq.DEALER)
+    rogue.linger = 0
+    rogue.connect(ep)
+    rogue.send(b"no envelope")
+    client = SampleClient(ep, timeout_s=5.0)
+    server.queue(BURST)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(got=client.receive(BURST.size)))
+    t.start()
+    server.flush(timeout_s=5.0)
+    t.join(10)
+    assert result["got"].tobytes() == BURST.tobytes()
+    assert server.malformed_requests == 1
+    for s in (rogue, client, server):
+        s.close()
+
+
+def test_samples_whose_requester_left_stay_queued_for_the_next():
+    from radio.backends.zmq_rf import SampleClient, SampleServer
+    ep = free_tcp_endpoint()
+    server = SampleServer(ep, timeout_s=2.0)
+    server.queue(BURST)
+    leaver = zmq.Context.instance().socket(zmq.REQ)
+    leaver.linger = 0
+    leaver.connect(ep)
+    leaver.send((10**6).to_bytes(8, "little"))
+    wanted = server.wait_request(5.0)
+    monitor = server._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    leaver.close()
+    assert monitor.poll(10_000)  # the server has seen the requester leave
+    server._sock.disable_monitor()
+    monitor.close()
+    assert server.reply(wanted) == 0 and server.pending == BURST.size
+    client = SampleClient(ep, timeout_s=5.0)
+    t = threading.Thread(target=lambda: server.flush(timeout_s=5.0))
+    t.start()
+    got = client.receive(BURST.size)
+    t.join(10)
+    assert got.tobytes() == BURST.tobytes()
+    client.close()
+    server.close()
