@@ -14,6 +14,7 @@ The user's buffer faults and the stream intervals each user process read are log
 """
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -25,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from knowledge_stub import StubKnowledge
 
 from experiments import nodes
 from experiments.config import ChannelSection, EdgeSection, LinkSection, TestbedConfig, UserSection
 from experiments.run_folder import read_jsonl
-from knowledge_stub import StubKnowledge
 from radio.emulator import EmulatorConfig
 from radio.feedback import CsiPublisher, CsiReport, FeedbackConfig, encode_report, free_tcp_endpoint
 
@@ -53,7 +54,7 @@ class FaultyReceive:
 
     def __init__(self, inner, rng: random.Random, log_path: Path, p_fault: float):
         self._inner, self._rng, self._p = inner, rng, p_fault
-        self._log = open(log_path, "a", encoding="utf-8")
+        self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
         self._pending: dict | None = None
 
     def __getattr__(self, name):
@@ -103,7 +104,7 @@ class NoisyPublisher:
     def publish(self, **fields):
         if self._rng.random() < self._p:
             kind = self._rng.choice(["bytes", "oversized", "huge_seq", "future", "other_session"])
-            base = dict(frame_id=0, snr_db=0.0, delay_spread_s=1e-7)
+            base = {"frame_id": 0, "snr_db": 0.0, "delay_spread_s": 1e-7}
             payload = {
                 "bytes": lambda: self._rng.randbytes(self._rng.randrange(1, 100)),
                 "oversized": lambda: b"\0" * 5000,
@@ -166,7 +167,9 @@ def run_soak(out: Path, num_frames: int, restarts: int, seed: int = 0, p_fault: 
     cfg = soak_config(num_frames)
     Emulator(cfg.frame, cfg.channel.emulator)  # imports the emulator's dependencies once, before the forks
     ctx = mp.get_context("fork")
-    start = lambda target, *args: ctx.Process(target=target, args=args, daemon=True)  # noqa: E731
+
+    def start(target, *args):
+        return ctx.Process(target=target, args=args, daemon=True)
     procs = {role: start(_node_process, role, cfg, out) for role in ("channel", "edge")}
     user_seeds = iter(range(seed * 1000, seed * 1000 + restarts + 1))
     procs["user"] = start(_user_process, cfg, out, next(user_seeds), p_fault, p_garbage)
@@ -221,7 +224,7 @@ def account(out: Path, num_frames: int) -> dict[int, str]:
     pids = list(dict.fromkeys(c["pid"] for c in chunks))
     last_end = {pid: max(c["end"] for c in chunks if c["pid"] == pid) for pid in pids}
     first_start = {pid: min(c["start"] for c in chunks if c["pid"] == pid) for pid in pids}
-    in_flight = [(last_end[a] - 3 * guard, first_start[b] + guard) for a, b in zip(pids, pids[1:])]
+    in_flight = [(last_end[a] - 3 * guard, first_start[b] + guard) for a, b in itertools.pairwise(pids)]
     transmitted = [r["frame_id"] for r in edge_rows if r["transmitted"]]
     interval = {fid: (b["rx_frame_start"], b["rx_frame_start"] + b["burst_samples"] - guard)
                 for fid, b in zip(transmitted, bursts)}

@@ -17,7 +17,7 @@ def _transmit_in_thread(backend, burst, errors):
     def run():
         try:
             backend.transmit(burst)
-        except Exception as exc:  # surfaced by the test
+        except Exception as exc:  # noqa: BLE001 - any error in the thread is surfaced by the test
             errors.append(exc)
     t = threading.Thread(target=run)
     t.start()
@@ -40,11 +40,11 @@ def test_malformed_and_tokenless_requests_neither_stop_the_edge_nor_take_the_bur
     ep, errors = free_tcp_endpoint(), []
     with ZmqRfBackend(ZmqRfConfig(tx_endpoint=ep, timeout_s=5.0, session_token="s3cret")) as edge:
         t = _transmit_in_thread(edge, BURST, errors)
-        header, samples = _rogue_request(ep, b"\x01\x02\x03")          # 3 bytes: malformed
+        _, samples = _rogue_request(ep, b"\x01\x02\x03")          # 3 bytes: malformed
         assert samples == b""
-        header, samples = _rogue_request(ep, (10**6).to_bytes(8, "little"))  # well-formed, no token
+        _, samples = _rogue_request(ep, (10**6).to_bytes(8, "little"))  # well-formed, no token
         assert samples == b""
-        header, samples = _rogue_request(ep, (10**6).to_bytes(8, "little") + b"guess")
+        _, samples = _rogue_request(ep, (10**6).to_bytes(8, "little") + b"guess")
         assert samples == b""
         with ZmqRfBackend(ZmqRfConfig(rx_endpoint=ep, timeout_s=5.0, session_token="s3cret")) as user:
             got = user.receive(BURST.size)
