@@ -12,7 +12,8 @@ as little-endian complex64. A server answers a malformed request, or one without
 samples and counts it (``malformed_requests``, ``refused_requests``): another local process can neither
 stop a node nor take its samples (``dekag-testbed run`` draws a fresh token per run). Time is the sample
 index: ``transmit(iq, at_sample=t)`` leaves a gap of zeros up to ``t``; a receiver that finds a jump in
-the indices (a peer restarted mid-request) fills it with zeros and counts it.
+the indices fills it with zeros and counts it; one whose peer restarted (indices going back) carries on
+with its own index and counts the restart.
 
 A channel emulator runs as its own process between two ports with :class:`ZmqChannelRelay`::
 
@@ -200,6 +201,8 @@ class SampleClient:
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
         self._token = token
+        self.peer_restarts = 0     # times the server's stream index went back (it restarted)
+        self._offset = 0           # this client's stream index minus the server's (changes at a restart)
         self._outstanding = False  # a request was sent and its reply not yet received
         self._missed = 0           # timeouts in a row of the outstanding request
         self._leftover = np.zeros(0, np.complex64)
@@ -212,6 +215,8 @@ class SampleClient:
     def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
         """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
 
+        The returned index is this client's own, monotonic: when the server restarts (its index goes back),
+        the stream carries on and the restart is counted in ``peer_restarts``.
         A request that timed out stays outstanding: the next call waits for its reply instead of asking
         again (the late reply carries samples the server has handed out, which a new request would drop).
         Only after :data:`_RESEND_AFTER_TIMEOUTS` timeouts in a row is it asked again (the server may have
@@ -238,9 +243,12 @@ class SampleClient:
         samples = np.frombuffer(payload, dtype="<c8").astype(np.complex64)
         if self.time_samples is None:
             self.time_samples = start
-        if start < self.time_samples:
-            raise BackendError(f"{self.endpoint}: stream went back from sample {self.time_samples} to {start}")
-        gap = start - self.time_samples
+        server_next = self.time_samples - self._offset
+        if start < server_next:  # the server restarted and numbers its stream from 0 again: carry on
+            self.peer_restarts += 1
+            self._offset = self.time_samples - start
+            server_next = start
+        gap = start - server_next
         if gap:
             self.gap_samples += gap
             samples = np.concatenate([np.zeros(gap, np.complex64), samples])
@@ -372,7 +380,7 @@ class ZmqRfBackend(RadioBackend):
                        tx_dropped_samples=self._tx.dropped_samples, tx_malformed_requests=self._tx.malformed_requests,
                        tx_refused_requests=self._tx.refused_requests)
         if self._rx:
-            out.update(rx_gap_samples=self._rx.gap_samples)
+            out.update(rx_gap_samples=self._rx.gap_samples, rx_peer_restarts=self._rx.peer_restarts)
         return out
 
     def describe(self) -> dict[str, object]:
@@ -455,6 +463,7 @@ class ZmqChannelRelay:
     def counters(self) -> dict[str, int]:
         return {"bursts": self.bursts, "samples_in": self._up.time_samples or 0,
                 "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples,
+                "upstream_restarts": self._up.peer_restarts,
                 "malformed_requests": self._down.malformed_requests, "refused_requests": self._down.refused_requests}
 
     def close(self) -> None:

@@ -101,3 +101,26 @@ def test_samples_whose_requester_left_stay_queued_for_the_next():
     assert got.tobytes() == BURST.tobytes()
     client.close()
     server.close()
+
+
+def test_receiver_carries_on_when_the_transmitting_peer_restarts():
+    """A restarted server numbers its stream from 0 again: the client's stream goes on (no error) and the
+    restart is counted."""
+    from radio.backends.zmq_rf import SampleClient, SampleServer
+    ep = free_tcp_endpoint()
+    client = SampleClient(ep, timeout_s=5.0)
+    got = []
+    for incarnation in range(2):
+        server = SampleServer(ep if incarnation == 0 else (ep2 := free_tcp_endpoint()), timeout_s=5.0)
+        if incarnation:  # the restarted peer, on a fresh port (see the feedback restart test)
+            client._sock.disconnect(ep)
+            client._sock.connect(ep2)
+        server.queue(BURST)
+        t = threading.Thread(target=server.flush)
+        t.start()
+        got.append(client.receive(BURST.size))
+        t.join(10)
+        server.close()
+    assert [g.tobytes() for g in got] == [BURST.tobytes()] * 2
+    assert client.peer_restarts == 1 and client.next_sample_index == 2 * BURST.size
+    client.close()
