@@ -1,8 +1,9 @@
 """ZeroMQ virtual RF in the manner of srsRAN's ZMQ radio: sample streams over sockets instead of antennas.
 
-Each direction of a link is one REQ/REP pair. The side that *transmits* binds a REP socket
+Each direction of a link is one request/reply pair (REQ/REP's envelope, spoken by a ROUTER and a DEALER so
+that neither hostile bytes nor a late reply can stall or lose anything). The side that *transmits* binds
 (:class:`SampleServer`) and answers requests with the samples it has queued; the side that *receives*
-connects a REQ socket (:class:`SampleClient`) and asks for at most N samples at a time. Because the
+connects (:class:`SampleClient`) and asks for at most N samples at a time. Because the
 receiver's requests pace the transmitter, the pair runs lock-step as fast as the CPUs allow, loses
 nothing, and the received stream is bit-identical to the transmitted one, run after run.
 
@@ -45,8 +46,6 @@ _REQUEST = struct.Struct("<Q")
 _HEADER = struct.Struct("<QQ")
 MAX_CHUNK_SAMPLES = 3_072_000
 """Largest reply, as srsRAN (10 subframes at 20 MHz); 24.6 MB of complex64."""
-_RESEND_AFTER_TIMEOUTS = 3
-"""Timeouts in a row after which a client asks again instead of waiting on for its outstanding request."""
 MAX_TOKEN_CHARS = 64
 """Longest session token."""
 
@@ -185,16 +184,17 @@ class SampleServer:
 
 
 class SampleClient:
-    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side), with the server's
-    session ``token``."""
+    """Requests samples from a :class:`SampleServer` (the receiving side), with the server's session ``token``.
+
+    The socket is a DEALER speaking REQ's envelope, so that no reply is ever dropped: a request that timed
+    out stays outstanding and a new one is sent beside it; every reply that arrives is data at the stream
+    index it names (a REQ socket would discard a late reply, whose samples the server had handed out)."""
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, token: bytes = b"",
                  context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REQ)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.linger = 0
         self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
-        self._sock.setsockopt(zmq.REQ_RELAXED, 1)     # may ask again after a timeout ...
-        self._sock.setsockopt(zmq.REQ_CORRELATE, 1)   # ... and late replies to the old request are dropped
         self._sock.connect(endpoint)
         self.endpoint = endpoint
         self.timeout_s = timeout_s
@@ -203,8 +203,8 @@ class SampleClient:
         self._token = token
         self.peer_restarts = 0     # times the server's stream index went back (it restarted)
         self._offset = 0           # this client's stream index minus the server's (changes at a restart)
-        self._outstanding = False  # a request was sent and its reply not yet received
-        self._missed = 0           # timeouts in a row of the outstanding request
+        self._outstanding = 0      # requests sent and not yet answered
+        self._timed_out = False    # the last call timed out: ask again beside the outstanding request
         self._leftover = np.zeros(0, np.complex64)
 
     def set_timeout(self, timeout_s: float) -> None:
@@ -217,24 +217,23 @@ class SampleClient:
 
         The returned index is this client's own, monotonic: when the server restarts (its index goes back),
         the stream carries on and the restart is counted in ``peer_restarts``.
-        A request that timed out stays outstanding: the next call waits for its reply instead of asking
-        again (the late reply carries samples the server has handed out, which a new request would drop).
-        Only after :data:`_RESEND_AFTER_TIMEOUTS` timeouts in a row is it asked again (the server may have
-        restarted). A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
+        A reply may answer an earlier request that timed out (its samples are as good). A jump forward in
+        the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            if not self._outstanding:
-                self._sock.send(_REQUEST.pack(max_samples) + self._token)
-                self._outstanding, self._missed = True, 0
-            header, payload = self._sock.recv_multipart()
-            self._outstanding = False
+            if not self._outstanding or self._timed_out:  # (a restarted server never answers the old one)
+                self._sock.send_multipart([b"", _REQUEST.pack(max_samples) + self._token])
+                self._outstanding += 1
+            frames = self._sock.recv_multipart()
         except zmq.Again as exc:
-            self._missed += 1
-            self._outstanding = self._missed < _RESEND_AFTER_TIMEOUTS
+            self._timed_out = True
             raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
                               "(is the transmitting/channel process running?)") from exc
-        except ValueError as exc:
-            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair") from exc
+        self._timed_out = False
+        self._outstanding = max(self._outstanding - 1, 0)
+        if len(frames) != 3 or frames[0] != b"":
+            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair")
+        header, payload = frames[1:]
         if len(header) != _HEADER.size:
             raise BackendError(f"{self.endpoint}: malformed reply header of {len(header)} bytes")
         start, count = _HEADER.unpack(header)
