@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments import exit_codes
 from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
 from radio.backends.base import RadioBackend
 from radio.backends.zmq_rf import ZmqRfBackend, ZmqRfConfig
-from experiments import exit_codes
 from radio.feedback import CsiSubscriber, FixedCondition, publisher_from_config, subscriber_from_config
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from dekag.makd.precision import make_accelerator, training_step
 from dekag.errors import DekagError
+from dekag.makd.precision import make_accelerator, training_step
 
 
 class MetawordError(DekagError, ValueError):
