@@ -133,14 +133,17 @@ def _emulator_plus(extra):
 
 def test_an_unreported_noise_source_shows_as_snr_bias():
     rng = np.random.default_rng(0)
-    noise = lambda y, t: (np.sqrt(t.noise_var / 2) * (rng.standard_normal(y.size) + 1j * rng.standard_normal(y.size)))  # noqa: E731
+
+    def noise(y, truth):
+        return np.sqrt(truth.noise_var / 2) * (rng.standard_normal(y.size) + 1j * rng.standard_normal(y.size))
     p = estimator_bias.measure_estimator_bias(_emulator_plus(noise), CFG, label="twice the noise")
     assert p.snr_bias_db == pytest.approx(-10 * math.log10(2), abs=estimator_bias.TOLERANCE_SNR_DB)
 
 
 def test_an_unreported_echo_shows_as_delay_spread_bias():
     """Echo at 4 samples, −6 dB: RMS delay spread √(p1 p2)/(p1 + p2) · 4/fs = 417 ns (the truth says 0)."""
-    echo = lambda y, t: 0.5 * np.concatenate([np.zeros(4, np.complex64), y[:-4]])  # noqa: E731
+    def echo(y, truth):
+        return 0.5 * np.concatenate([np.zeros(4, np.complex64), y[:-4]])
     p = estimator_bias.measure_estimator_bias(_emulator_plus(echo), CFG, label="echo")
     assert p.ds_bias_s == pytest.approx(0.4 * 4 / FS, abs=estimator_bias.TOLERANCE_DELAY_SPREAD_S)
 
