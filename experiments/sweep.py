@@ -31,7 +31,8 @@ has, so one code path serves both. An existing cluster is started with ``dask sc
 ``dask worker tcp://HOST:8786 --nthreads 1`` on each machine, with this project installed there.
 
 Workers run the function in fresh processes (``forkserver`` locally, Dask's nanny-spawned workers on a
-cluster): import torch/Sionna inside the function's module as usual; each worker pays that once.
+cluster): import torch/Sionna inside the function's module as usual; each worker pays that once. As
+Dask's nanny does, local workers run OpenMP/MKL/OpenBLAS with one thread each (N workers on N cores).
 """
 from __future__ import annotations
 
@@ -133,6 +134,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", help="run on an existing Dask cluster: its scheduler address, tcp://HOST:8786")
 
 
+def _one_thread_per_worker() -> None:
+    """Worker initialiser: the thread limits Dask's nanny sets, before the task imports numpy or torch."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
 @contextmanager
 def open_executor(workers: int | None = None, cluster: str | None = None,
                   connect_timeout_s: float = 10.0) -> Iterator[tuple[Executor, str]]:
@@ -154,12 +161,19 @@ def open_executor(workers: int | None = None, cluster: str | None = None,
             client.close()
         return
     n = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("forkserver"),
+                             initializer=_one_thread_per_worker) as pool:
         yield pool, f"processes({n})"
 
 
+@contextmanager
+def _given(executor: tuple[Executor, str]) -> Iterator[tuple[Executor, str]]:
+    yield executor   # opened and closed by the caller
+
+
 def run_sweep(fn: TaskFunction, tasks: list[Task], out: str | Path, *, workers: int | None = None,
-              cluster: str | None = None, progress: bool = True) -> SweepSummary:
+              cluster: str | None = None, executor: tuple[Executor, str] | None = None,
+              progress: bool = True) -> SweepSummary:
     """Run every task not yet in ``out`` (JSON lines), appending one row per task as it completes.
 
     Args:
@@ -168,6 +182,8 @@ def run_sweep(fn: TaskFunction, tasks: list[Task], out: str | Path, *, workers: 
         out: the JSON-lines file (created; existing "ok" rows are kept and their tasks skipped).
         workers: local processes (default: all cores); ignored with ``cluster``.
         cluster: Dask scheduler address: run on that cluster instead of local processes.
+        executor: an open ``(executor, description)`` from :func:`open_executor`, to run several sweeps on
+            the same workers (each imports torch/Sionna once); ``workers`` and ``cluster`` are then ignored.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +195,8 @@ def run_sweep(fn: TaskFunction, tasks: list[Task], out: str | Path, *, workers: 
     if todo:
         rows = JsonLines(out)
         try:
-            with open_executor(workers, cluster) as (executor, description):
-                futures = [executor.submit(run_task, fn, t) for t in todo]
+            with _given(executor) if executor else open_executor(workers, cluster) as (pool, description):
+                futures = [pool.submit(run_task, fn, t) for t in todo]
                 for future in tqdm(as_completed(futures), total=len(futures), desc=f"sweep on {description}",
                                    unit="task", disable=not progress):
                     try:
