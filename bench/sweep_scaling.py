@@ -5,7 +5,8 @@ built for the point and seed, ``--frames`` frames through Transmitter → emulat
 SNR and delay-spread estimation errors returned as the row. Measured side by side in one run:
 
 * ``serial``     — :func:`experiments.sweep.run_task` in a loop in this process (imports already paid),
-  with torch's default threads (what one process does today) and with one thread (as each worker runs);
+  with the libraries' default threads (what one process does today) and with one thread (as each worker
+  runs: :func:`experiments.sweep.one_thread_per_process`);
 * ``processes``  — :func:`experiments.sweep.run_sweep` on the local process pool (2 workers);
 * ``dask``       — the same call on a two-worker Dask ``LocalCluster`` on loopback (started beforehand and
   timed separately: an existing cluster is already up);
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     import dask
     import torch
     from distributed import LocalCluster
+    from threadpoolctl import threadpool_limits
 
     run_task(frame_pipeline_point, tasks[0])       # pay torch/Sionna imports here, outside the timings
     load_before = os.getloadavg()
@@ -111,11 +113,12 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [run_task(frame_pipeline_point, t) for t in tasks]
         serial_default_s = time.monotonic() - t0
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        t0 = time.monotonic()
-        rows = [run_task(frame_pipeline_point, t) for t in tasks]
-        serial_s = time.monotonic() - t0
-        torch.set_num_threads(threads)
+        with threadpool_limits(limits=1):
+            torch.set_num_threads(1)
+            t0 = time.monotonic()
+            rows = [run_task(frame_pipeline_point, t) for t in tasks]
+            serial_s = time.monotonic() - t0
+            torch.set_num_threads(threads)
         task_s = float(np.mean([r["elapsed_s"] for r in rows]))
         modes = {"processes": cold_and_warm(tasks, noop_tasks, tmp, "p", workers=args.workers)}
         t0 = time.monotonic()
