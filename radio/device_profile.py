@@ -23,7 +23,7 @@ settings that impersonate the device (:meth:`DeviceProfile.impairments`,
 :meth:`DeviceProfile.emulator_config`).
 
 >>> p = DeviceProfile(oscillator_ppm=2.0, iq_amplitude_db=0.3, gain_snr_offset_db=45.0)
->>> p.impairments().cfo_ppm, p.expected_snr_db(tx_gain_db=-30.0, rx_gain_db=20.0)
+>>> p.impairments().cfo_ppm, p.expected_snr_db(tx_gain_db=-30.0, rx_gain_db=30.0)
 (2.0, 15.0)
 """
 from __future__ import annotations

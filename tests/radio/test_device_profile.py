@@ -126,3 +126,10 @@ def test_pluto_backend_names_a_missing_profile(tmp_path):
         PlutoBackend(PlutoConfig(profile=str(tmp_path / "none.toml")), device=FakePluto())
     with pytest.raises(ConfigError, match="cfo_correction"):
         PlutoConfig(cfo_correction="both")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import radio.device_profile
+    assert doctest.testmod(radio.device_profile).failed == 0
