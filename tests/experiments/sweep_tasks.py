@@ -10,3 +10,12 @@ def noisy_mean(point: dict, seed: int, method: str) -> dict:
         raise RuntimeError(f"method fails at mu={point['mu']}")
     x = np.random.default_rng(seed).normal(point["mu"], 1.0, 1000)
     return {"mean": float(x.mean()), "scale": point.get("scale", 1) * 2}
+
+
+def thread_limits(point: dict, seed: int, method: str) -> dict:
+    """The thread limits the worker runs under."""
+    import os
+
+    from threadpoolctl import threadpool_info
+    return {"omp_env": os.environ.get("OMP_NUM_THREADS"),
+            "max_pool_threads": max((pool["num_threads"] for pool in threadpool_info()), default=1)}

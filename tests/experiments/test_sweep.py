@@ -8,7 +8,7 @@ import dask
 import numpy as np
 import pytest
 from distributed import LocalCluster
-from sweep_tasks import noisy_mean
+from sweep_tasks import noisy_mean, thread_limits
 
 from experiments.run_folder import read_jsonl
 from experiments.sweep import SweepError, Task, grid, open_executor, run_sweep
@@ -45,6 +45,12 @@ def test_local_processes_resume_from_the_rows_already_written(tmp_path):
         assert row["status"] == "ok" and row["mean"] == pytest.approx(_expected(t))
         assert row["provenance"]["git_revision"] and "numpy" in row["provenance"]["versions"]
     assert run_sweep(noisy_mean, tasks, out, progress=False).ran == 0               # nothing left
+
+
+def test_local_workers_run_one_blas_thread_each(tmp_path):
+    run_sweep(thread_limits, grid([{"i": 0}], [0]), tmp_path / "rows.jsonl", workers=1, progress=False)
+    row = read_jsonl(tmp_path / "rows.jsonl")[0]
+    assert row["status"] == "ok" and row["omp_env"] == "1" and row["max_pool_threads"] == 1
 
 
 def test_failures_are_recorded_and_retried(tmp_path):
