@@ -15,8 +15,11 @@ SNR and delay-spread estimation errors returned as the row. Measured side by sid
   one executor, or a long sweep after its first tasks);
 * per-task overhead: no-op tasks through each warm executor.
 
-The expected time on ``n`` worker cores is modelled as ``T(n) = start + N · t_task / n + N · overhead``,
-with ``t_task`` the mean task time of the serial run and ``start`` the cold-minus-warm difference.
+On a shared machine the wall times depend on what else runs (the load average is recorded before and
+after); the CPU time of each task (``cpu_s``, from the rows) does not, to first order. The expected time on
+``n`` free cores is modelled as ``T(n) = start + N · (t_task / n + overhead)``, with ``t_task`` the mean
+CPU time per task of the serial run, ``overhead`` the no-op time per task of the warm executor and
+``start`` the cold-minus-warm difference (worker spawn and imports, inflated by the load here).
 
 Usage: ``python bench/sweep_scaling.py [--frames 6] [--seeds 4] [--smoke] [--out PATH]``.
 Writes ``bench/results/sweep_scaling.json`` and prints a markdown table.
@@ -80,8 +83,11 @@ def cold_and_warm(tasks, noop_tasks, tmp: Path, name: str, **where) -> dict:
         cold = _timed_sweep(frame_pipeline_point, tasks, tmp / f"{name}-cold.jsonl", executor)
         warm = _timed_sweep(frame_pipeline_point, tasks, tmp / f"{name}-warm.jsonl", executor)
         noop = _timed_sweep(no_op, noop_tasks, tmp / f"{name}-noop.jsonl", executor)
+    warm_rows = read_jsonl(tmp / f"{name}-warm.jsonl")
     return {"cold_s": cold, "warm_s": warm, "overhead_ms_per_task": noop / len(noop_tasks) * 1e3,
-            "mean_task_s_warm": float(np.mean([r["elapsed_s"] for r in read_jsonl(tmp / f"{name}-warm.jsonl")]))}
+            "mean_task_wall_s_warm": float(np.mean([r["elapsed_s"] for r in warm_rows])),
+            "mean_task_cpu_s_warm": float(np.mean([r["cpu_s"] for r in warm_rows])),
+            "worker_processes": len({r["worker"] for r in warm_rows})}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
             serial_s = time.monotonic() - t0
             torch.set_num_threads(threads)
         task_s = float(np.mean([r["elapsed_s"] for r in rows]))
+        task_cpu_s = float(np.mean([r["cpu_s"] for r in rows]))
         modes = {"processes": cold_and_warm(tasks, noop_tasks, tmp, "p", workers=args.workers)}
         t0 = time.monotonic()
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
@@ -134,17 +141,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     def model(kind: str, cores: int, tasks_n: int, cold: bool) -> float:
         m = modes[kind]
-        return cold * m["start_s"] + tasks_n * (task_s / cores + m["overhead_ms_per_task"] / 1e3)
+        return cold * m["start_s"] + tasks_n * (task_cpu_s / cores + m["overhead_ms_per_task"] / 1e3)
 
     report = {
         "benchmark": "sweep_scaling", "smoke": args.smoke, "tasks": n, "frames_per_task": args.frames,
         "workers": args.workers, "cpu_count": os.cpu_count(), "load_average_before": load_before,
         "load_average_after": os.getloadavg(), "serial_s": serial_s, "serial_default_threads_task_s": default_task_s,
-        "torch_default_threads": threads, "mean_task_s": task_s, "modes": modes,
+        "torch_default_threads": threads, "mean_task_s": task_s, "mean_task_cpu_s": task_cpu_s, "modes": modes,
         "dask_cluster_start_s": cluster_start_s,
         "expected_wall_s_1000_tasks": {f"{kind} {cores} cores {'cold' if cold else 'warm'}": model(kind, cores, 1000, cold)
                                        for kind in modes for cores in (2, 16, 64) for cold in (True, False)},
-        "model": "T(n) = start (cold only) + N (t_task / n + overhead); t_task from the serial run",
+        "expected_speedup_1000_tasks": {f"{kind} {cores} cores": 1000 * task_cpu_s / model(kind, cores, 1000, True)
+                                        for kind in modes for cores in (2, 16, 64)},
+        "model": "T(n) = start (cold only) + N (t_task / n + overhead); t_task = CPU time per task, serial run",
         "provenance": provenance(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     for name, m in modes.items():
         print(f"| {name} ({args.workers} workers) | {m['cold_s']:.1f} | {m['speedup_cold']:.2f} | {m['warm_s']:.1f} | "
               f"{m['speedup_warm']:.2f} | {m['overhead_ms_per_task']:.2f} |")
-    print(f"dask cluster start {cluster_start_s:.1f} s; load average before {load_before[0]:.2f}")
+    print(f"dask cluster start {cluster_start_s:.1f} s; load average before {load_before[0]:.2f}; CPU per task: "
+          f"serial {task_cpu_s:.2f} s, " + ", ".join(f"{k} {m['mean_task_cpu_s_warm']:.2f} s" for k, m in modes.items()))
+    print("expected speed-up, 1000 tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in report["expected_speedup_1000_tasks"].items()))
     return report
 
 

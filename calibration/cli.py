@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tx-gains-db", type=float, nargs="+", help="TX gains to sweep "
                    "(default: -10..20 step 3 on the emulator, -60..0 step 5 on a Pluto)")
     g.add_argument("--target-snr-db", type=float, help="print the TX gain that gives this SNR")
-    g = p.add_argument_group("estimator-bias over the air (the emulator uses its truth)")
+    g = p.add_argument_group("estimator-bias on a Pluto or the fake (the emulator uses its truth)")
     g.add_argument("--reference-snr-db", type=float, help="known SNR of the link")
     g.add_argument("--reference-delay-spread-ns", type=float, default=0.0, help="known delay spread (cable: 0)")
     g = p.add_argument_group("emulator / fake-pluto channel: what to inject")
@@ -165,22 +165,22 @@ def run_routine(args: argparse.Namespace, out: Path) -> tuple[Any, RadioBackend]
 
 def _estimator_bias(args: argparse.Namespace, cfg: FrameConfig, png: Path) -> tuple[EstimatorBiasResult, RadioBackend]:
     points = []
-    if args.backend == "pluto":
+    if args.backend != "emulator":   # over the air (or the fake's air): the user knows the reference
         if args.reference_snr_db is None:
-            raise SystemExit("estimator-bias over the air needs --reference-snr-db (and --reference-delay-spread-ns)")
+            raise SystemExit(f"estimator-bias on {args.backend} needs --reference-snr-db "
+                             "(and --reference-delay-spread-ns; a cable has 0)")
         with open_backend(args, math.nan, 0.0) as backend:
             reference = (args.reference_snr_db, args.reference_delay_spread_ns * 1e-9)
             points.append(measure_estimator_bias(backend, cfg, label=f"reference {args.reference_snr_db:g} dB",
                                                  frames=args.frames, reference=reference, seed=args.seed))
     else:
-        spreads = args.delay_spread_ns if args.channel.startswith("TDL") else [0.0]
+        tdl = args.channel.startswith("TDL")
         for snr in args.snr_db:
-            for ds_ns in spreads:
+            for ds_ns in args.delay_spread_ns if tdl else [0.0]:
                 with open_backend(args, snr, ds_ns * 1e-9) as backend:
-                    label = f"{args.channel} {snr:g} dB" + (f" {ds_ns:g} ns" if args.channel.startswith("TDL") else "")
-                    reference = None if args.backend == "emulator" else (snr, ds_ns * 1e-9)
+                    label = f"{args.channel} {snr:g} dB" + (f" {ds_ns:g} ns" if tdl else "")
                     points.append(measure_estimator_bias(backend, cfg, label=label, frames=args.frames,
-                                                         reference=reference, seed=args.seed))
+                                                         seed=args.seed))
     result = EstimatorBiasResult(points)
     result.plot(png)
     return result, backend

@@ -18,7 +18,7 @@ nothing). Re-running the same sweep skips every task whose row is already there 
 failed tasks are written with ``status`` "error" and the traceback, and retried by the next run.
 
 Every row carries ``key`` (the task's identity), ``point``, ``seed``, ``method``, the function's values,
-``status``, ``elapsed_s``, ``worker`` (host and process) and ``provenance`` (package versions and git
+``status``, ``elapsed_s`` (wall), ``cpu_s`` (the worker process's CPU time), ``worker`` (host and process) and ``provenance`` (package versions and git
 revision *of the worker that ran it*, :mod:`common.provenance`).
 
 Why Dask distributed rather than Ray (measured, ``bench/results/sweep_scaling.json`` and
@@ -114,7 +114,7 @@ def completed_keys(path: Path) -> set[str]:
 
 def run_task(fn: TaskFunction, task: Task) -> dict[str, Any]:
     """Run one task in a worker and build its row (never raises: a failure becomes an "error" row)."""
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     row: dict[str, Any] = {"key": task.key, "point": dict(task.point), "seed": task.seed, "method": task.method}
     try:
         values = fn(dict(task.point), task.seed, task.method)
@@ -125,7 +125,7 @@ def run_task(fn: TaskFunction, task: Task) -> dict[str, Any]:
         row["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - recorded and retried on resume, never lost
         row.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    row.update(elapsed_s=time.monotonic() - t0, worker=f"{platform.node()}:{os.getpid()}", provenance=provenance())
+    row.update(elapsed_s=time.monotonic() - t0, cpu_s=time.process_time() - c0, worker=f"{platform.node()}:{os.getpid()}", provenance=provenance())
     return row
 
 

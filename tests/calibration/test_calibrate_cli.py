@@ -51,3 +51,12 @@ def test_unknown_routine_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["calibrate", "temperature"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_estimator_bias_over_the_air_takes_the_users_reference(tmp_path):
+    with pytest.raises(SystemExit, match="needs --reference-snr-db"):
+        main(["calibrate", "estimator-bias", "--backend", "fake-pluto", "--out", str(tmp_path)])
+    assert main(["calibrate", "estimator-bias", "--backend", "fake-pluto", "--tx-gain-db", "-20", "--frames", "2",
+                 "--reference-snr-db", "20", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "estimator-bias.json").read_text())["result"]
+    assert [c["label"] for c in result["conditions"]] == ["reference 20 dB"] and result["frames"][0]["snr_ref_db"] == [20.0, 20.0]

@@ -42,7 +42,7 @@ def test_local_processes_resume_from_the_rows_already_written(tmp_path):
     by_key = {r["key"]: r for r in rows}
     for t in tasks:
         row = by_key[t.key]
-        assert row["status"] == "ok" and row["mean"] == pytest.approx(_expected(t))
+        assert row["status"] == "ok" and row["mean"] == pytest.approx(_expected(t)) and row["cpu_s"] >= 0
         assert row["provenance"]["git_revision"] and "numpy" in row["provenance"]["versions"]
     assert run_sweep(noisy_mean, tasks, out, progress=False).ran == 0               # nothing left
 
