@@ -10,6 +10,7 @@
     dekag-testbed config                   # print the embedded default configuration as TOML
     dekag-testbed train-world | align | train | build-package   # dekag training commands (each has --help)
     dekag-testbed bench NAME [--smoke]      # a benchmark from bench/
+    dekag-testbed calibrate NAME            # per-device calibration (oscillator, gain-snr, dc-iq, delay, estimator-bias)
 """
 from __future__ import annotations
 
@@ -231,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {"train-world": ("dekag.miniature.train_world", "train the miniature world"),
              "align": ("dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
              "train": ("experiments.tka_training", "T-KA: JSCC codec + CALA, with baselines"),
-             "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run")}
+             "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run"),
+             "calibrate": ("calibration.cli", "per-device calibration: JSON, PNG and a device profile")}
 
 
 def main(argv: list[str] | None = None) -> int:
