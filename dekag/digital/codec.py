@@ -8,7 +8,7 @@
 >>> sym = codec.encode(z, (12.0, 100e-9))                       # complex64 [2, 128], unit average power
 >>> report = codec.decode_report(sym, 1e-3, (12.0, 100e-9))     # nearly noiseless
 >>> report.mcs_index.tolist(), report.failed_codewords.tolist()
-([5, 5], [0, 0])
+([4, 4], [0, 0])
 >>> bool(torch.equal(report.latent, codec.quantised(z, (12.0, 100e-9))))
 True
 

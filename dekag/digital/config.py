@@ -6,7 +6,7 @@
     latent_height = 8
     latent_width = 8
     num_symbols = 128
-    margin_db = 1.0
+    margin_db = 4.0
     mcs_table = [[2, 0.2, -2.7], [2, 0.3333333333333333, -0.3], ...]   # [bits/symbol, code rate, threshold dB]
 
 The default MCS thresholds are the AWGN SNRs (Es/N0 per symbol, dB) at which one codeword of the entry, at
@@ -44,8 +44,10 @@ class DigitalCodecConfig(TomlConfig):
         mcs_table: rows ``(bits_per_symbol, code_rate, threshold_snr_db)`` in increasing threshold and
             spectral efficiency. The entry used is the last one whose threshold ≤ SNR − ``margin_db``
             (the first one when none is).
-        margin_db: SNR back-off (dB) for fading and channel-estimation loss on top of the AWGN thresholds;
-            larger = more robust, fewer payload bits.
+        margin_db: SNR back-off (dB) for channel-estimation loss and fading on top of the AWGN thresholds;
+            larger = more robust, fewer payload bits. The default 4 dB gave the best mean latent PSNR over
+            SNR −5…20 dB through the training channel (LS estimates from one pilot symbol cost ≈ 3 dB;
+            TDL-E 30 ns / A 300 ns / C 1000 ns best at 3 / 4 / 6 dB; a genie-CSI AWGN link at 0 dB).
         ldpc_iterations: belief-propagation iterations of the LDPC decoder (decode time grows with them).
         max_bits: largest bit depth a single latent coefficient may get.
         transform: "dct" (orthonormal 2-D DCT-II per channel before quantisation, like JPEG) or
@@ -57,7 +59,7 @@ class DigitalCodecConfig(TomlConfig):
     latent_width: int = 8
     num_symbols: int = 128
     mcs_table: tuple[tuple[int, float, float], ...] = DEFAULT_MCS_TABLE
-    margin_db: float = 1.0
+    margin_db: float = 4.0
     ldpc_iterations: int = 20
     max_bits: int = 12
     transform: Literal["dct", "identity"] = "dct"

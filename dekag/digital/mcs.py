@@ -2,7 +2,7 @@
 
 >>> from dekag.digital.config import DigitalCodecConfig
 >>> cfg = DigitalCodecConfig()
->>> mcs = select_mcs(cfg.mcs_table, snr_db=10.0, margin_db=cfg.margin_db)
+>>> mcs = select_mcs(cfg.mcs_table, snr_db=12.0, margin_db=cfg.margin_db)   # 8 dB after the margin
 >>> mcs.name
 '16QAM 1/2'
 >>> lay = frame_layout(mcs, num_symbols=128)

@@ -189,3 +189,12 @@ def test_bad_inputs_raise(codec):
     a = codec.decode(sym, 0.1, (10.0, 1e-7))
     assert torch.equal(a, codec.decode(sym, torch.full((2,), 0.1), (10.0, 1e-7)))
     assert torch.equal(a, codec.decode(sym, torch.full((2, 128), 0.1), (10.0, 1e-7)))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import dekag.digital.codec
+    import dekag.digital.mcs
+    for module in (dekag.digital.mcs, dekag.digital.codec):
+        assert doctest.testmod(module).failed == 0, module.__name__
