@@ -38,13 +38,14 @@ import numpy as np
 import tomli_w
 
 from common.tomlconfig import ConfigError, TomlConfig
+from radio.errors import RadioError
 from radio.impairments import Impairments
 
 if TYPE_CHECKING:
     from radio.emulator import EmulatorConfig
 
 
-class ProfileNotFound(ConfigError, KeyError):
+class ProfileNotFound(RadioError, ConfigError, KeyError):
     """No profile in the file under the device's serial or URI."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -72,6 +73,8 @@ class MeasurementConditions(TomlConfig):
     link: str = ""
     backend: str = ""
     temperature_c: float = math.nan
+
+    non_finite_ok = frozenset({"temperature_c"})   # NaN: not read
 
 
 @dataclass
@@ -118,6 +121,8 @@ class DeviceProfile(TomlConfig):
     gain_snr_tx_range_db: tuple[float, float] = (-89.75, 0.0)
     snr_bias_db: float = 0.0
     delay_spread_bias_s: float = 0.0
+
+    non_finite_ok = frozenset({"dc_offset_dbc", "gain_snr_offset_db"})   # −inf: no DC; NaN: not measured
 
     def __post_init__(self) -> None:
         self.validate()
