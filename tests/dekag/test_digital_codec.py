@@ -123,6 +123,14 @@ def test_another_latent_shape_sets_k_and_segments_into_codewords():
     rep = codec.decode_report(sym, 1e-4, cond)
     assert rep.num_codewords.tolist() == [2, 2] and rep.failed_codewords.sum() == 0
     assert torch.equal(rep.latent, codec.quantised(z, cond))
+    # Stable Diffusion's 4×64×64 at the JSCC codec's downsample 4: K = 8192, every row fits 5G LDPC blocks
+    big = DigitalCodecConfig.matching(CodecConfig(latent_height=64, latent_width=64, downsample=4))
+    assert big.num_symbols == 8192
+    for mcs in mcs_table(big.mcs_table):
+        lay = frame_layout(mcs, big.num_symbols)
+        assert sum(lay.symbols) == 8192 and max(lay.info_bits) <= MAX_INFO_BITS
+        assert max(lay.symbols) - min(lay.symbols) <= 1
+    assert frame_layout(mcs_table(big.mcs_table)[8], 8192).num_codewords == 5   # 64QAM 3/4
     # codeword 1 (odd symbols) destroyed: only its part of the latent falls back to the mean
     bad = sym.clone()
     bad[:, 1::2] = -bad[:, 1::2]
