@@ -140,7 +140,8 @@ def per_method_psnr(rows: list[dict], peak: float, key: str = "snr_db") -> dict[
     for r in rows:
         for method, mses in r["mse"].items():
             acc.setdefault(method, {}).setdefault(r["point"][key], []).extend(mses)
-    return {m: {f"{k:g}": psnr_db(float(np.mean(v)), peak) for k, v in sorted(by.items())} for m, by in acc.items()}
+    label = (lambda k: f"{k:g}") if key != "profile" else str
+    return {m: {label(k): psnr_db(float(np.mean(v)), peak) for k, v in sorted(by.items())} for m, by in acc.items()}
 
 
 def chance_psnr(ctx: Context) -> float:
@@ -170,11 +171,20 @@ def plot_curves(curves: dict[str, dict[str, float]], chance: float, title: str, 
 
 
 def markdown_table(curves: dict[str, dict[str, float]], xlabel: str) -> str:
-    xs = sorted({x for c in curves.values() for x in c}, key=float)
+    keys = {x for c in curves.values() for x in c}
+    xs = sorted(keys, key=float) if all(_is_number(x) for x in keys) else sorted(keys)
     lines = [f"| method \\ {xlabel} | " + " | ".join(xs) + " |", "|---|" + "---:|" * len(xs)]
     for name, c in curves.items():
         lines.append(f"| {name} | " + " | ".join(f"{c[x]:.2f}" if x in c else "" for x in xs) + " |")
     return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # -- runner ------------------------------------------------------------------------------------------------
