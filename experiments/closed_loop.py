@@ -202,7 +202,7 @@ class ClosedLoop:
                 row(name, self._decode(codec, f_b, d.centre))
         if c.digital is not None and self._want("digital"):
             for name, cond in (("digital_estimated", enc_fb), ("digital_genie", (truth.snr_db, genie[1]))):
-                f_d, _ = send(c.digital, z, _header_quantised(cond))
+                f_d, _ = send(c.digital, z, header_quantised(cond))
                 row(name, None if f_d is None else self._decode_digital(c.digital, f_d))
         for name, codec in (("blind", c.blind_cala), ("reference", c.reference)):
             if codec is None or not self._want(name):
@@ -297,7 +297,7 @@ def held_out_latents(path: str | None, cfg) -> tuple[torch.Tensor, float, str]:
     return test, float(data.latents.max() - data.latents.min()), f"{path}: held-out split ({len(test)} latents)"
 
 
-def _header_quantised(condition: tuple[float, float]) -> tuple[float, float]:
+def header_quantised(condition: tuple[float, float]) -> tuple[float, float]:
     """The condition as the frame header carries it (SNR in 0.25 dB steps, delay spread in 1 ns steps), so
     the digital encoder picks its MCS from exactly what the decoder will read."""
     return (round(condition[0] * 4) / 4, max(round(condition[1] * 1e9), 1) * 1e-9)

@@ -14,6 +14,10 @@ study                   what it shows
 ``mismatch``            codecs trained at one condition (SNR / delay spread) tested across the grid, over the
                         real frame pipeline, beside the codec trained across conditions and the oracles
 ``staleness``           CSI 0, 1, 4 and 16 frames old through the ZeroMQ feedback under Doppler
+``sim_to_air``          SigMF captures (fake Pluto, or recorded in the lab) replayed through receiver and decoder
+                        against the emulator at the same measured SNR
+``ota``                 the lab run as a study: edge and user nodes over the Pluto backend across TX gains
+                        (through the fake device here), with the runbook
 ======================  =====================================================================================
 
     dekag-testbed study csi --config experiments/configs/study_csi.toml --out runs/study_csi
@@ -22,5 +26,6 @@ study                   what it shows
 from __future__ import annotations
 
 STUDIES = {"csi": "experiments.studies.csi", "mismatch": "experiments.studies.mismatch",
-           "staleness": "experiments.studies.staleness"}
+           "staleness": "experiments.studies.staleness", "sim_to_air": "experiments.studies.sim_to_air",
+           "ota": "experiments.studies.ota"}
 """Study name → module (each defines ``Config``, ``SMOKE``, ``tasks``, ``evaluate`` and ``report``)."""

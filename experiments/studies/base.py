@@ -82,6 +82,8 @@ class Context:
     pipeline: FramePipeline
     budget: dict[str, int]
     tka_config: object | None
+    package_latent_peak: float | None = None
+    """The peak the nodes' own latent PSNR uses (the shipped package's ``latent_peak``)."""
 
 
 @functools.lru_cache(maxsize=2)
@@ -103,7 +105,8 @@ def context(config_path: str) -> Context:
     if cfg.digital:
         codecs.digital = _digital_codec(codecs, cfg.latents or None, tka_cfg)
     channel = tka_cfg.channel if tka_cfg is not None else ChannelConfig()
-    return Context(codecs, latents, peak, source, FramePipeline(frame_config_for(channel)), budget, tka_cfg)
+    return Context(codecs, latents, peak, source, FramePipeline(frame_config_for(channel)), budget, tka_cfg,
+                   dl.latent_peak)
 
 
 def _digital_codec(codecs: CodecSet, latents_path: str | None, tka_cfg):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dekag.jscc.codec import symbols_from_numpy, symbols_to_numpy
-from experiments.closed_loop import FeedbackPath, _header_quantised
+from experiments.closed_loop import FeedbackPath, header_quantised
 from experiments.frame_link import TAIL_SAMPLES, unbiased
 from experiments.studies.base import (StudyConfig, chance_psnr, context, frames_of, markdown_table, per_method_psnr,
                                       plot_curves, write_summary)
@@ -109,7 +109,7 @@ def evaluate(point: dict, seed: int, method: str) -> dict:
         for name, codec in (("CALA", c.cala), ("digital baseline", c.digital)):
             if codec is None:
                 continue
-            conds = [_header_quantised(x) for x in conditions] if name != "CALA" else conditions
+            conds = [header_quantised(x) for x in conditions] if name != "CALA" else conditions
             frames = burst.send([symbols_to_numpy(codec.encode(z[j:j + 1], conds[j])[0]) for j in range(n)], conds)
             for j in range(first, n):
                 rec = _decode(codec, frames.get(j), d, digital=name != "CALA")
