@@ -102,7 +102,7 @@ def test_quantization_resolution_and_saturation() -> None:
     assert 55 < sqnr_db < 70  # 12 bits at 12 dB back-off: ≈ 62 dB
     assert clipped < 1e-3
 
-    rx, truth = _emulator("quantization", adc_backoff_db=12.0)(x)
+    rx, truth = _emulator("quantization", dac_backoff_db=20.0, adc_backoff_db=12.0)(x)
     assert truth.adc_clipped_fraction < 1e-3 and truth.dac_clipped_fraction < 1e-3
     assert 10 * np.log10(1 / np.mean(np.abs(rx - x) ** 2)) > 50
     rx, truth = _emulator("quantization", adc_backoff_db=-3.0)(x)  # gain far too high: provoke saturation
