@@ -36,8 +36,11 @@ def phase_noise_segment(linewidth_hz: float, sample_rate_hz: float) -> int:
 
 
 def carrier_phasor(num_samples: int, cfo_hz: float, linewidth_hz: float, sample_rate_hz: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """``[num_samples]`` complex64 ``exp(jθ)``: CFO ramp plus Wiener phase noise (see the module docstring)."""
+                   rng: np.random.Generator, out: np.ndarray | None = None,
+                   scratch: np.ndarray | None = None) -> np.ndarray:
+    """``[num_samples]`` complex64 ``exp(jθ)``: CFO ramp plus Wiener phase noise (see the module docstring);
+    written to ``out`` (complex64, ≥ ``num_samples`` items) when given; ``scratch``: optional float32
+    array of ≥ ``num_samples + 64`` items for the phase."""
     seg = phase_noise_segment(linewidth_hz, sample_rate_hz)
     num_segments = math.ceil(num_samples / seg)
     step = 2 * math.pi * cfo_hz / sample_rate_hz  # rad per sample
@@ -46,18 +49,12 @@ def carrier_phasor(num_samples: int, cfo_hz: float, linewidth_hz: float, sample_
         walk = rng.normal(0.0, math.sqrt(2 * math.pi * linewidth_hz * seg / sample_rate_hz), num_segments)
         start[1:] += np.cumsum(walk)
     slope = ((start[1:] - start[:-1]) / seg).astype(np.float32)  # rad per sample within each segment
-    phase = np.remainder(start[:-1], 2 * math.pi).astype(np.float32)[:, None] + slope[:, None] * np.arange(
-        seg, dtype=np.float32)
-    return unit_phasor(phase.reshape(-1)[:num_samples])
-
-
-def unit_phasor(phase: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
-    """``magnitude · exp(j phase)`` as complex64 from float32 ``phase`` (and ``magnitude``), through float32
-    cos/sin (numpy's complex ``exp`` is ~40× slower)."""
-    out = np.empty(phase.shape, np.complex64)
-    rails = out.view(np.float32).reshape(*phase.shape, 2)
-    np.cos(phase, out=rails[..., 0])
-    np.sin(phase, out=rails[..., 1])
-    if magnitude is not None:
-        rails *= magnitude[..., None]
+    size = num_segments * seg
+    phase = (np.empty(size, np.float32) if scratch is None else scratch[:size]).reshape(num_segments, seg)
+    np.multiply(slope[:, None], np.arange(seg, dtype=np.float32), out=phase)
+    phase += np.remainder(start[:-1], 2 * math.pi).astype(np.float32)[:, None]
+    out = np.empty(num_samples, np.complex64) if out is None else out[:num_samples]
+    rails = out.view(np.float32).reshape(num_samples, 2)
+    np.cos(phase.reshape(-1)[:num_samples], out=rails[:, 0])  # float32 cos/sin: numpy's complex exp is ~40× slower
+    np.sin(phase.reshape(-1)[:num_samples], out=rails[:, 1])
     return out

@@ -82,15 +82,16 @@ class ChannelRealisation:
         mean = float(np.dot(p, self.path_delays_s))
         return math.sqrt(max(0.0, float(np.dot(p, self.path_delays_s ** 2)) - mean ** 2))
 
-    def apply(self, x: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0) -> np.ndarray:
+    def apply(self, x: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0,
+              blocks_per_row: int = 1) -> np.ndarray:
         """Convolve ``x`` (``[n]`` complex64) with the taps: ``[n + num_lags - 1]``, lag ``l_min`` at index 0.
 
-        With one row of taps this is ``scipy.signal.oaconvolve``; with several, input block ``b`` (samples
-        ``b·block_length`` onwards) is convolved with row ``min(b, num_blocks - 1)`` and the blocks overlap-add.
-        A ``clock_offset_ppm`` resamples the result onto the RX clock in the same pass
+        Input block ``b`` (samples ``b·block_length`` onwards) is convolved with row
+        ``min(b // blocks_per_row, num_blocks - 1)`` and the blocks overlap-add (one row: a plain
+        convolution); a ``clock_offset_ppm`` resamples the result onto the RX clock in the same pass
         (:func:`radio.block_convolution.convolve_blocks`).
         """
-        return convolve_blocks(x, self.taps, block_length, clock_offset_ppm)
+        return convolve_blocks(x, self.taps, block_length, clock_offset_ppm, blocks_per_row)
 
     def used_band_gain(self, lag_weights: np.ndarray) -> float:
         """Mean of ``|H_k|²`` over the used subcarriers and the blocks, from the taps' autocorrelation.

@@ -39,12 +39,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.tomlconfig import ConfigError, TomlConfig
-from radio.block_convolution import clock_block_length
+from radio.block_convolution import block_length_for
 from radio.carrier import carrier_phasor
 from radio.config import FrameConfig
 from radio.errors import RadioError
 from radio.impairments import Impairments, iq_imbalance, quantize
-from radio.noise import complex_awgn
+from radio.noise import add_complex_awgn
+from radio.workspace import Workspace
 
 if TYPE_CHECKING:
     from radio.channel_models import ChannelRealisation
@@ -205,11 +206,13 @@ class Emulator:
         self.cfo_hz = imp.carrier_offset_ppm * 1e-6 * c.carrier_frequency_hz if imp.cfo else 0.0
         self.clock_offset_ppm = imp.clock_offset_ppm if imp.sample_clock else 0.0
         self.time_varying = c.max_speed_mps > 0
-        blocks = [doppler_block_length(c, cfg.sample_rate_hz)] if self.time_varying else []
-        if self.clock_offset_ppm:
-            blocks.append(clock_block_length(self.clock_offset_ppm, self.model.num_lags))
-        self.block_length = min(blocks) if blocks else 0
-        """Samples per block of the block-wise convolution (0: one FFT convolution of the whole buffer)."""
+        doppler_block = doppler_block_length(c, cfg.sample_rate_hz) if self.time_varying else None
+        self.block_length = block_length_for(self.model.num_lags, self.clock_offset_ppm, doppler_block)
+        """Samples per block of the block-wise convolution."""
+        self.blocks_per_step = max(1, doppler_block // self.block_length) if doppler_block else 1
+        """Convolution blocks per time step of a time-varying channel (Sionna samples it every
+        ``block_length · blocks_per_step`` samples)."""
+        self._scratch = Workspace()
         self._lag_weights = used_band_lag_weights(cfg, self.model.num_lags)
 
     def __call__(self, iq: np.ndarray) -> tuple[np.ndarray, ChannelTruth]:
@@ -231,9 +234,9 @@ class Emulator:
         if imp.quantization:
             x, dac_clipped = quantize(x, imp.quantization_bits, imp.dac_backoff_db, reference_power=1.0)
 
-        num_blocks = math.ceil(len(x) / self.block_length) if self.time_varying else 1
-        realisation = self.model.draw(num_blocks, fs / max(self.block_length, 1), generator)
-        y = realisation.apply(x, self.block_length, self.clock_offset_ppm)
+        step = self.block_length * self.blocks_per_step
+        realisation = self.model.draw(math.ceil(len(x) / step) if self.time_varying else 1, fs / step, generator)
+        y = realisation.apply(x, self.block_length, self.clock_offset_ppm, self.blocks_per_step)
 
         n_lead = int(rng.integers(0, imp.start_offset_max_samples + 1)) if imp.start_offset else 0
         rx = np.empty(n_lead + len(y), np.complex64)
@@ -242,9 +245,11 @@ class Emulator:
         del y
 
         linewidth_hz = imp.phase_noise_linewidth_hz if imp.phase_noise else 0.0
+        n_rx, ws = len(rx), self._scratch
         if self.cfo_hz or linewidth_hz:
-            rx *= carrier_phasor(len(rx), self.cfo_hz, linewidth_hz, fs, rng)
-        rx += complex_awgn(len(rx), self.noise_var, rng)
+            rx *= carrier_phasor(n_rx, self.cfo_hz, linewidth_hz, fs, rng, out=ws.array("phasor", n_rx, np.complex64),
+                                 scratch=ws.array("phase", n_rx + 64, np.float32))
+        add_complex_awgn(rx, self.noise_var, rng, scratch=ws.array("noise", 3 * n_rx, np.float32))
 
         irr_db = math.inf
         if imp.iq_imbalance:

@@ -156,14 +156,17 @@ def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float
 
 def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float) -> tuple[np.ndarray, float]:
     """Apply RX IQ imbalance to ``x`` (``[n]`` complex64) in place; returns it and the image rejection ratio
-    ``|K1|²/|K2|²`` in dB."""
+    ``|K1|²/|K2|²`` in dB.
+
+    ``K1 x + K2 x*`` with the ``K1, K2`` of the module table leaves I alone and makes
+    ``Q' = g (cos φ · Q - sin φ · I)``: two passes over the Q rail.
+    """
     g = 10 ** (amplitude_db / 20)
     phi = math.radians(phase_deg)
     k1 = (1 + g * np.exp(-1j * phi)) / 2
     k2 = (1 - g * np.exp(1j * phi)) / 2
     irr_db = 10 * math.log10(abs(k1) ** 2 / abs(k2) ** 2) if abs(k2) > 0 else math.inf
-    image = np.conj(x)
-    image *= np.complex64(k2)
-    x *= np.complex64(k1)
-    x += image
+    rails = x.view(np.float32).reshape(-1, 2)
+    rails[:, 1] *= np.float32(g * math.cos(phi))
+    rails[:, 1] -= np.float32(g * math.sin(phi)) * rails[:, 0]
     return x, irr_db
