@@ -15,8 +15,9 @@ its derivative in the fractional delay. Both are polynomials in that fraction (F
 :func:`farrow_coefficients`), so their spectra are a small matrix product with the fixed spectra of
 the polynomial branches. The truncated Taylor term costs ``(δ²/2)(2πf)²`` with ``|δ| ≤ e·span/2``:
 :func:`block_length_for` sizes blocks so ``|δ| ≤ 1e-2`` samples (error ≤ −71 dB at 0.375 fs at the block
-edges, below 12-bit quantisation); the interpolator itself is good to −80 dB at 0.375 fs. Both terms overlap-add per block; the integer part of
-the delay (a slip every ``1/e`` samples) moves where a block lands.
+edges, below 12-bit quantisation); the interpolator itself is good to −80 dB at 0.375 fs. Both terms
+overlap-add per block; the integer part of the delay (a slip every ``1/e`` samples) moves where a block
+lands. What depends only on the buffer's shape (the per-block interpolator spectra) is cached.
 
 >>> import numpy as np
 >>> x = np.exp(2j * np.pi * 0.05 * np.arange(4000)).astype(np.complex64)
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+
+from radio.workspace import Workspace
 
 FARROW_HALF_LENGTH = 16
 """The interpolator spans lags ``-15 .. 16`` around the fractional delay (32 taps)."""
@@ -61,7 +64,7 @@ def block_length_for(num_lags: int, clock_offset_ppm: float = 0.0, max_block: in
 
 
 def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0,
-                    blocks_per_row: int = 1) -> np.ndarray:
+                    blocks_per_row: int = 1, scratch: Workspace | None = None) -> np.ndarray:
     """Convolve ``x`` with per-block taps and resample it onto an RX clock at ``fs (1 + ppm·1e-6)``.
 
     Args:
@@ -71,19 +74,24 @@ def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_of
         block_length: samples per block (:func:`block_length_for`; any length works, the FFT size follows).
         clock_offset_ppm: RX sample-clock offset; 0 keeps the TX clock.
         blocks_per_row: consecutive blocks sharing one row of taps.
+        scratch: work in these reusable buffers; the result is then a view into them, valid until the
+            next call with the same ``scratch``.
 
     Returns:
         ``[n_out]`` complex64, column 0 of the taps at index 0 (as ``np.convolve``), on the RX clock:
         ``n_out = floor((n + num_lags - 2)·ratio) + 1`` (``n + num_lags - 1`` without clock offset).
     """
+    ws = scratch if scratch is not None else Workspace()
     rows, num_lags = taps.shape
     n, b_len = len(x), int(block_length)
-    num_blocks = math.ceil(n / b_len)
+    num_blocks, full = math.ceil(n / b_len), n // b_len
     n_fft = scipy.fft.next_fast_len(b_len + _spill(num_lags, clock_offset_ppm))
-    blocks = np.zeros((num_blocks, n_fft), np.complex64)
-    padded = x if n == num_blocks * b_len else np.concatenate([x, np.zeros(num_blocks * b_len - n, np.complex64)])
-    blocks[:, :b_len] = padded.reshape(num_blocks, b_len)
-    spec = scipy.fft.fft(blocks, axis=1, overwrite_x=True)
+    spec = ws.array("blocks", num_blocks * n_fft, np.complex64).reshape(num_blocks, n_fft)
+    spec[:full, :b_len] = x[: full * b_len].reshape(full, b_len)
+    spec[full:, : n - full * b_len] = x[full * b_len:]
+    spec[full:, n - full * b_len:] = 0
+    spec[:full, b_len:] = 0
+    scipy.fft.fft(spec, axis=1, overwrite_x=True)  # in place (complex64, contiguous)
     # each row's spectrum once, broadcast over its blocks (the last row also covers any blocks beyond)
     num_rows = min(rows, math.ceil(num_blocks / blocks_per_row))
     taps_spec = scipy.fft.fft(taps[:num_rows], n_fft, axis=1)
@@ -91,17 +99,18 @@ def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_of
     spec[:covered].reshape(-1, blocks_per_row, n_fft)[...] *= taps_spec[:num_rows - 1, None]
     spec[covered:] *= taps_spec[num_rows - 1]
     if not clock_offset_ppm:
-        return _overlap_add(scipy.fft.ifft(spec, axis=1, overwrite_x=True), np.zeros(num_blocks, np.int64),
-                            b_len, n + num_lags - 1)
+        scipy.fft.ifft(spec, axis=1, overwrite_x=True)
+        return _overlap_add(spec, np.zeros(num_blocks, np.int64), b_len, n + num_lags - 1, ws)
     plan = _clock_plan(num_blocks, b_len, num_lags, n_fft, clock_offset_ppm)
     # y(m - D(m)) ≈ Σ_b [y ⊛ (v_b + e c_b v'_b)](m) − e·m·Σ_b (y ⊛ v'_b)(m): two inverse FFTs, one overlap-add
-    main = scipy.fft.ifft(spec * plan.main, axis=1, overwrite_x=True)
+    main = np.multiply(spec, plan.main, out=ws.array("main", num_blocks * n_fft, np.complex64).reshape(spec.shape))
+    scipy.fft.ifft(main, axis=1, overwrite_x=True)
     spec *= plan.slope
-    slope = scipy.fft.ifft(spec, axis=1, overwrite_x=True)
-    slope *= plan.ramp
-    main -= slope
+    scipy.fft.ifft(spec, axis=1, overwrite_x=True)
+    spec *= plan.ramp
+    main -= spec
     n_out = math.floor((n + num_lags - 2) * (1.0 + clock_offset_ppm * 1e-6)) + 1
-    return _overlap_add(main, plan.shifts, b_len, n_out)
+    return _overlap_add(main, plan.shifts, b_len, n_out, ws)
 
 
 def _spill(num_lags: int, clock_offset_ppm: float) -> int:
@@ -153,13 +162,16 @@ def _clock_plan(num_blocks: int, block_length: int, num_lags: int, n_fft: int,
                       slope=(slopes @ branches).astype(np.complex64), ramp=ramp)
 
 
-def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, n_out: int) -> np.ndarray:
-    """``[n_out]`` complex64: block ``b`` of ``blocks`` (``[num_blocks, n_fft]``) added at
-    ``b·block_length + shifts[b]``; runs of equal shift are added as reshaped views."""
+def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, n_out: int,
+                 scratch: Workspace) -> np.ndarray:
+    """``[n_out]`` complex64 (a view into ``scratch``): block ``b`` of ``blocks`` (``[num_blocks, n_fft]``)
+    added at ``b·block_length + shifts[b]``; runs of equal shift are added as reshaped views."""
     num_blocks, n_fft = blocks.shape
     m = math.ceil(n_fft / block_length)
     pad = max(0, -int(shifts.min()))
-    out = np.zeros(pad + (num_blocks + m) * block_length + max(0, int(shifts.max())), np.complex64)
+    out = scratch.array("overlap_add", pad + (num_blocks + m) * block_length + max(0, int(shifts.max())),
+                        np.complex64)
+    out[:] = 0
     starts = np.flatnonzero(np.r_[True, shifts[1:] != shifts[:-1]])
     for first, last in zip(starts, np.r_[starts[1:], num_blocks], strict=True):
         offset = pad + first * block_length + int(shifts[first])

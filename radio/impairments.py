@@ -134,17 +134,19 @@ class Impairments(TomlConfig):
         return self.replace(**{s: s == name for s in SWITCHES})
 
 
-def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float) -> tuple[np.ndarray, float]:
+def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Quantise both rails of ``x`` (``[n]`` complex) to ``bits`` with saturation.
 
     The gain puts ``reference_power / 2`` (nominal power per rail) ``backoff_db`` below the full-scale
-    power 1. Returns the de-scaled samples (complex64, same units as ``x``) and the fraction of rail
-    samples that saturated. Works on the float32 rails in place of one copy.
+    power 1. Returns the de-scaled samples (complex64, same units as ``x``; written to ``out`` when given,
+    which may be ``x`` itself) and the fraction of rail samples that saturated.
     """
     gain = math.sqrt(10 ** (-backoff_db / 10) / (reference_power / 2))
     scale = gain * 2 ** (bits - 1)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rails = np.multiply(np.asarray(x, np.complex64).view(np.float32), np.float32(scale))
+    rails = np.multiply(np.asarray(x, np.complex64).view(np.float32), np.float32(scale),
+                        out=None if out is None else out.view(np.float32))
     np.rint(rails, out=rails)
     clipped = 0.0
     if rails.size and (rails.min() < lo or rails.max() > hi):
@@ -154,9 +156,10 @@ def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float
     return rails.view(np.complex64), clipped
 
 
-def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float) -> tuple[np.ndarray, float]:
+def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float,
+                 scratch: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Apply RX IQ imbalance to ``x`` (``[n]`` complex64) in place; returns it and the image rejection ratio
-    ``|K1|²/|K2|²`` in dB.
+    ``|K1|²/|K2|²`` in dB. ``scratch``: optional float32 array of ≥ ``n`` items to work in.
 
     ``K1 x + K2 x*`` with the ``K1, K2`` of the module table leaves I alone and makes
     ``Q' = g (cos φ · Q - sin φ · I)``: two passes over the Q rail.
@@ -168,5 +171,6 @@ def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float) -> tuple[
     irr_db = 10 * math.log10(abs(k1) ** 2 / abs(k2) ** 2) if abs(k2) > 0 else math.inf
     rails = x.view(np.float32).reshape(-1, 2)
     rails[:, 1] *= np.float32(g * math.cos(phi))
-    rails[:, 1] -= np.float32(g * math.sin(phi)) * rails[:, 0]
+    leak = np.multiply(rails[:, 0], np.float32(g * math.sin(phi)), out=None if scratch is None else scratch[:len(x)])
+    rails[:, 1] -= leak
     return x, irr_db
