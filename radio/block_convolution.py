@@ -64,7 +64,7 @@ def block_length_for(num_lags: int, clock_offset_ppm: float = 0.0, max_block: in
 
 
 def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0,
-                    blocks_per_row: int = 1, scratch: Workspace | None = None) -> np.ndarray:
+                    blocks_per_row: int = 1, lead: int = 0, scratch: Workspace | None = None) -> np.ndarray:
     """Convolve ``x`` with per-block taps and resample it onto an RX clock at ``fs (1 + ppm·1e-6)``.
 
     Args:
@@ -74,12 +74,12 @@ def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_of
         block_length: samples per block (:func:`block_length_for`; any length works, the FFT size follows).
         clock_offset_ppm: RX sample-clock offset; 0 keeps the TX clock.
         blocks_per_row: consecutive blocks sharing one row of taps.
-        scratch: work in these reusable buffers; the result is then a view into them, valid until the
-            next call with the same ``scratch``.
+        lead: zeros put before the result (the emulator's leading noise-only samples), at no extra pass.
+        scratch: reusable work buffers (see :mod:`radio.workspace`); the result is always a fresh array.
 
     Returns:
-        ``[n_out]`` complex64, column 0 of the taps at index 0 (as ``np.convolve``), on the RX clock:
-        ``n_out = floor((n + num_lags - 2)·ratio) + 1`` (``n + num_lags - 1`` without clock offset).
+        ``[lead + n_out]`` complex64, column 0 of the taps at index ``lead`` (as ``np.convolve``), on the RX
+        clock: ``n_out = floor((n + num_lags - 2)·ratio) + 1`` (``n + num_lags - 1`` without clock offset).
     """
     ws = scratch if scratch is not None else Workspace()
     rows, num_lags = taps.shape
@@ -100,7 +100,7 @@ def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_of
     spec[covered:] *= taps_spec[num_rows - 1]
     if not clock_offset_ppm:
         scipy.fft.ifft(spec, axis=1, overwrite_x=True)
-        return _overlap_add(spec, np.zeros(num_blocks, np.int64), b_len, n + num_lags - 1, ws)
+        return _overlap_add(spec, np.zeros(num_blocks, np.int64), b_len, lead, n + num_lags - 1)
     plan = _clock_plan(num_blocks, b_len, num_lags, n_fft, clock_offset_ppm)
     # y(m - D(m)) ≈ Σ_b [y ⊛ (v_b + e c_b v'_b)](m) − e·m·Σ_b (y ⊛ v'_b)(m): two inverse FFTs, one overlap-add
     main = np.multiply(spec, plan.main, out=ws.array("main", num_blocks * n_fft, np.complex64).reshape(spec.shape))
@@ -110,7 +110,7 @@ def convolve_blocks(x: np.ndarray, taps: np.ndarray, block_length: int, clock_of
     spec *= plan.ramp
     main -= spec
     n_out = math.floor((n + num_lags - 2) * (1.0 + clock_offset_ppm * 1e-6)) + 1
-    return _overlap_add(main, plan.shifts, b_len, n_out, ws)
+    return _overlap_add(main, plan.shifts, b_len, lead, n_out)
 
 
 def _spill(num_lags: int, clock_offset_ppm: float) -> int:
@@ -162,16 +162,14 @@ def _clock_plan(num_blocks: int, block_length: int, num_lags: int, n_fft: int,
                       slope=(slopes @ branches).astype(np.complex64), ramp=ramp)
 
 
-def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, n_out: int,
-                 scratch: Workspace) -> np.ndarray:
-    """``[n_out]`` complex64 (a view into ``scratch``): block ``b`` of ``blocks`` (``[num_blocks, n_fft]``)
-    added at ``b·block_length + shifts[b]``; runs of equal shift are added as reshaped views."""
+def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, lead: int, n_out: int) -> np.ndarray:
+    """``[lead + n_out]`` complex64, fresh: ``lead`` zeros, then block ``b`` of ``blocks``
+    (``[num_blocks, n_fft]``) added at ``b·block_length + shifts[b]``; runs of equal shift are added as
+    reshaped views. Output before index 0 (an interpolator's precursor) is dropped."""
     num_blocks, n_fft = blocks.shape
     m = math.ceil(n_fft / block_length)
-    pad = max(0, -int(shifts.min()))
-    out = scratch.array("overlap_add", pad + (num_blocks + m) * block_length + max(0, int(shifts.max())),
-                        np.complex64)
-    out[:] = 0
+    pad = lead + max(0, -int(shifts.min()))
+    out = np.zeros(pad + (num_blocks + m) * block_length + max(0, int(shifts.max())), np.complex64)
     starts = np.flatnonzero(np.r_[True, shifts[1:] != shifts[:-1]])
     for first, last in zip(starts, np.r_[starts[1:], num_blocks], strict=True):
         offset = pad + first * block_length + int(shifts[first])
@@ -179,7 +177,8 @@ def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, n_ou
         for j in range(m):
             width = min(block_length, n_fft - j * block_length)
             view[j: j + last - first, :width] += blocks[first:last, j * block_length: j * block_length + width]
-    return out[pad: pad + n_out]
+    out[pad - lead: pad] = 0
+    return out[pad - lead: pad + n_out]
 
 
 @functools.cache

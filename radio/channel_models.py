@@ -84,15 +84,15 @@ class ChannelRealisation:
         return math.sqrt(max(0.0, float(np.dot(p, self.path_delays_s ** 2)) - mean ** 2))
 
     def apply(self, x: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0,
-              blocks_per_row: int = 1, scratch: Workspace | None = None) -> np.ndarray:
+              blocks_per_row: int = 1, lead: int = 0, scratch: Workspace | None = None) -> np.ndarray:
         """Convolve ``x`` (``[n]`` complex64) with the taps: ``[n + num_lags - 1]``, lag ``l_min`` at index 0.
 
         Input block ``b`` (samples ``b·block_length`` onwards) is convolved with row
         ``min(b // blocks_per_row, num_blocks - 1)`` and the blocks overlap-add (one row: a plain
         convolution); a ``clock_offset_ppm`` resamples the result onto the RX clock in the same pass
-        (:func:`radio.block_convolution.convolve_blocks`; with ``scratch`` the result is a view into it).
+        (:func:`radio.block_convolution.convolve_blocks`, which also puts ``lead`` zeros in front).
         """
-        return convolve_blocks(x, self.taps, block_length, clock_offset_ppm, blocks_per_row, scratch)
+        return convolve_blocks(x, self.taps, block_length, clock_offset_ppm, blocks_per_row, lead, scratch)
 
     def used_band_gain(self, lag_weights: np.ndarray) -> float:
         """Mean of ``|H_k|²`` over the used subcarriers and the blocks, from the taps' autocorrelation.

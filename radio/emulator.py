@@ -238,12 +238,9 @@ class Emulator:
 
         step = self.block_length * self.blocks_per_step
         realisation = self.model.draw(math.ceil(len(x) / step) if self.time_varying else 1, fs / step, generator)
-        y = realisation.apply(x, self.block_length, self.clock_offset_ppm, self.blocks_per_step, scratch=ws)
-
         n_lead = int(rng.integers(0, imp.start_offset_max_samples + 1)) if imp.start_offset else 0
-        rx = np.empty(n_lead + len(y), np.complex64)  # the one fresh buffer of a call: it is returned
-        rx[:n_lead] = 0
-        rx[n_lead:] = y
+        rx = realisation.apply(x, self.block_length, self.clock_offset_ppm, self.blocks_per_step, lead=n_lead,
+                               scratch=ws)  # the one fresh buffer of a call: it is returned
 
         linewidth_hz = imp.phase_noise_linewidth_hz if imp.phase_noise else 0.0
         n_rx = len(rx)
