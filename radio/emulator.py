@@ -12,17 +12,16 @@ Signal chain of one call (each impairment only when switched on in :class:`radio
 
 1. DAC: 12-bit quantisation with saturation.
 2. Multipath and sample-clock offset in one frequency-domain pass (:mod:`radio.block_convolution`): a fresh
-   Sionna channel realisation (``radio.channel_models``), applied as an FFT convolution
-   (``scipy.signal.oaconvolve``) or block-wise (overlap-add) with one set of taps per block when the
-   channel varies (Doppler) and/or the RX clock drifts against the TX clock (both follow from the two
-   devices' crystals, :class:`radio.Impairments`).
-3. The random number of leading noise-only samples.
-4. CFO and phase noise (RX LO, :mod:`radio.carrier`), then complex white Gaussian noise
+   Sionna channel realisation (``radio.channel_models``), convolved block-wise (overlap-add), one set of
+   taps per Doppler step when the channel varies, each block resampled onto the RX clock when it drifts
+   against the TX clock (CFO and clock offset both follow from the two devices' crystals,
+   :class:`radio.Impairments`); the random number of leading noise-only samples is put in front.
+3. CFO and phase noise (RX LO, :mod:`radio.carrier`), then complex white Gaussian noise
    (:mod:`radio.noise`) of variance
    ``noise_var = (fft_size / num_used_subcarriers) / 10^(snr_db / 10)`` per sample: a unit-power OFDM
    signal puts ``Es = fft_size / num_used_subcarriers`` on each used subcarrier (unitary FFT) and the
    noise ``noise_var`` on each bin, so the per-used-subcarrier Es/N0 is ``10^(snr_db / 10)``.
-5. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (gain set from this realisation's
+4. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (gain set from this realisation's
    received power, as a slow AGC would).
 
 Each call draws a new, independent channel realisation; an emulator built with the same seed reproduces
