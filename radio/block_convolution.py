@@ -41,6 +41,7 @@ FARROW_HALF_LENGTH = 16
 MAX_TAYLOR_DELAY = 1e-2
 """Largest delay change (samples) left to the first-order Taylor term within one block."""
 MIN_BLOCK_LENGTH = 64
+"""Shortest block (very large clock offsets would otherwise ask for tiny, inefficient blocks)."""
 DEFAULT_BLOCK_LENGTH = 1024
 """Block length without another constraint (measured fastest at 3.84 and 30.72 MS/s, ~1000–2000)."""
 FARROW_DEGREE = 6
@@ -156,10 +157,13 @@ def _clock_plan(num_blocks: int, block_length: int, num_lags: int, n_fft: int,
     branches = _branch_spectra(n_fft)  # [degree + 1, n_fft]
     shifts = q - FARROW_HALF_LENGTH  # the reversed interpolator's first tap sits at lag q - half
     first = np.arange(num_blocks) * block_length + shifts
-    ramp = (e * (first[:, None] + np.arange(n_fft))).astype(np.float32)
-    return _ClockPlan(shifts=shifts,
+    plan = _ClockPlan(shifts=shifts,
                       main=((powers + (e * centre)[:, None] * slopes) @ branches).astype(np.complex64),
-                      slope=(slopes @ branches).astype(np.complex64), ramp=ramp)
+                      slope=(slopes @ branches).astype(np.complex64),
+                      ramp=(e * (first[:, None] + np.arange(n_fft))).astype(np.float32))
+    for array in (plan.shifts, plan.main, plan.slope, plan.ramp):
+        array.flags.writeable = False  # shared through the cache
+    return plan
 
 
 def _overlap_add(blocks: np.ndarray, shifts: np.ndarray, block_length: int, lead: int, n_out: int) -> np.ndarray:
