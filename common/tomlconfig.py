@@ -66,6 +66,8 @@ def _check_scalar(value: Any, tp: Any, where: str, non_finite_ok: bool = False) 
                 return _check_scalar(value, arg, where, non_finite_ok)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(errors) == 1:  # an optional value (X | None): X's own message names the problem
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: {value!r} matches none of {tp}")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 import torch
 from sionna.phy.channel import RayleighBlockFading, cir_to_time_channel
-from sionna.phy.channel.tr38901 import TDL, rms_delay_spread
+from sionna.phy.channel.tr38901 import TDL
 
 from common.tomlconfig import ConfigError
+from radio.block_convolution import convolve_blocks
+from radio.workspace import Workspace
 
 TDL_PROFILES = ("TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E")
 PROFILES = TDL_PROFILES + ("AWGN", "Rayleigh")
@@ -76,32 +77,35 @@ class ChannelRealisation:
 
     @property
     def rms_delay_spread_s(self) -> float:
-        """Realised RMS delay spread of the paths (Sionna's ``rms_delay_spread`` on ``|a|²`` and ``tau``)."""
-        return float(rms_delay_spread(torch.as_tensor(self.path_delays_s, dtype=torch.float64),
-                                      torch.as_tensor(self.path_powers, dtype=torch.float64),
-                                      precision="double", device="cpu"))
+        """Realised RMS delay spread of the paths (the formula of Sionna's ``rms_delay_spread`` on ``|a|²``
+        and ``tau``)."""
+        p = self.path_powers / np.sum(self.path_powers)
+        mean = float(np.dot(p, self.path_delays_s))
+        return math.sqrt(max(0.0, float(np.dot(p, self.path_delays_s ** 2)) - mean ** 2))
 
-    def apply(self, x: np.ndarray, block_length: int) -> np.ndarray:
+    def apply(self, x: np.ndarray, block_length: int, clock_offset_ppm: float = 0.0,
+              blocks_per_row: int = 1, lead: int = 0, scratch: Workspace | None = None) -> np.ndarray:
         """Convolve ``x`` (``[n]`` complex64) with the taps: ``[n + num_lags - 1]``, lag ``l_min`` at index 0.
 
-        With one row of taps this is ``scipy.signal.oaconvolve``; with several, input block ``b`` (samples
-        ``b·block_length`` onwards) is convolved with row ``min(b, num_blocks - 1)`` and the blocks overlap-add.
+        Input block ``b`` (samples ``b·block_length`` onwards) is convolved with row
+        ``min(b // blocks_per_row, num_blocks - 1)`` and the blocks overlap-add (one row: a plain
+        convolution); a ``clock_offset_ppm`` resamples the result onto the RX clock in the same pass
+        (:func:`radio.block_convolution.convolve_blocks`, which also puts ``lead`` zeros in front).
+        """
+        return convolve_blocks(x, self.taps, block_length, clock_offset_ppm, blocks_per_row, lead, scratch)
+
+    def used_band_gain(self, lag_weights: np.ndarray) -> float:
+        """Mean of ``|H_k|²`` over the used subcarriers and the blocks, from the taps' autocorrelation.
+
+        ``lag_weights[d]`` is ``mean_k cos(2π f_k d / fs)`` over the used subcarrier frequencies ``f_k``
+        (a band symmetric about DC) for lag differences ``d = 0 .. num_lags - 1``
+        (:func:`radio.emulator.used_band_lag_weights`).
         """
         num_lags = self.taps.shape[1]
-        if self.taps.shape[0] == 1:
-            return scipy.signal.oaconvolve(x, self.taps[0]).astype(np.complex64, copy=False)
-        num_blocks = math.ceil(len(x) / block_length)
-        taps = self.taps[np.minimum(np.arange(num_blocks), self.taps.shape[0] - 1)]
-        xb = np.zeros(num_blocks * block_length, np.complex64)
-        xb[: len(x)] = x
-        m = math.ceil((block_length + num_lags - 1) / block_length)  # blocks each output block spills over
-        n_fft = m * block_length
-        yb = scipy.fft.ifft(scipy.fft.fft(xb.reshape(num_blocks, block_length), n_fft)
-                            * scipy.fft.fft(taps, n_fft), axis=1).reshape(num_blocks, m, block_length)
-        out = np.zeros((num_blocks + m - 1, block_length), np.complex64)
-        for j in range(m):
-            out[j: j + num_blocks] += yb[:, j]
-        return out.ravel()[: len(x) + num_lags - 1]
+        n_fft = scipy.fft.next_fast_len(2 * num_lags - 1)
+        power = np.mean(np.abs(scipy.fft.fft(self.taps, n_fft, axis=1)) ** 2, axis=0)
+        autocorr = scipy.fft.ifft(power).real[:num_lags]  # Σ_j t[j + d] t*[j] averaged over blocks, d ≥ 0
+        return float(lag_weights[0] * autocorr[0] + 2 * np.dot(lag_weights[1:num_lags], autocorr[1:]))
 
     def frequency_response(self, frequencies_hz: np.ndarray, sample_rate_hz: float) -> np.ndarray:
         """``[num_blocks, len(frequencies_hz)]`` DFT of the taps, lag 0 as the time origin."""

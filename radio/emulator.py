@@ -11,19 +11,23 @@
 Signal chain of one call (each impairment only when switched on in :class:`radio.Impairments`):
 
 1. DAC: 12-bit quantisation with saturation.
-2. Multipath: a fresh Sionna channel realisation (``radio.channel_models``), applied as an FFT convolution
-   (``scipy.signal.oaconvolve``) or, with Doppler, block-wise with one set of taps per ``block_length``
-   samples (overlap-add).
-3. Sample-clock offset (resampling), then the random number of leading noise-only samples.
-4. CFO and phase noise (RX LO), then complex white Gaussian noise of variance
+2. Multipath and sample-clock offset in one frequency-domain pass (:mod:`radio.block_convolution`): a fresh
+   Sionna channel realisation (``radio.channel_models``), convolved block-wise (overlap-add), one set of
+   taps per Doppler step when the channel varies, each block resampled onto the RX clock when it drifts
+   against the TX clock (CFO and clock offset both follow from the two devices' crystals,
+   :class:`radio.Impairments`); the random number of leading noise-only samples is put in front.
+3. CFO and phase noise (RX LO, :mod:`radio.carrier`), then complex white Gaussian noise
+   (:mod:`radio.noise`) of variance
    ``noise_var = (fft_size / num_used_subcarriers) / 10^(snr_db / 10)`` per sample: a unit-power OFDM
    signal puts ``Es = fft_size / num_used_subcarriers`` on each used subcarrier (unitary FFT) and the
    noise ``noise_var`` on each bin, so the per-used-subcarrier Es/N0 is ``10^(snr_db / 10)``.
-5. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (gain set from this realisation's
+4. RX IQ imbalance, DC offset, ADC 12-bit quantisation with saturation (gain set from this realisation's
    received power, as a slow AGC would).
 
 Each call draws a new, independent channel realisation; an emulator built with the same seed reproduces
 the same sequence of calls exactly. Sionna (slow to import, ~5 s) is imported when the first Emulator is built.
+Every per-sample step runs in complex64/float32 on the buffer in place; what does not change between calls
+(block length, the used band's lag weights for the truth) is computed once when the emulator is built.
 """
 from __future__ import annotations
 
@@ -34,9 +38,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.tomlconfig import ConfigError, TomlConfig
+from radio.block_convolution import block_length_for
+from radio.carrier import carrier_phasor
 from radio.config import FrameConfig
 from radio.errors import RadioError
-from radio.impairments import Impairments, carrier_phase, iq_imbalance, quantize, resample_clock
+from radio.impairments import Impairments, iq_imbalance, quantize
+from radio.noise import add_complex_awgn
+from radio.workspace import Workspace
 
 if TYPE_CHECKING:
     from radio.channel_models import ChannelRealisation
@@ -47,6 +55,10 @@ MAX_DELAY_SPREAD_S = 10e-6
 the profile's length)."""
 MAX_SPEED_MPS = 1000.0
 """Largest terminal speed the emulator accepts, m/s."""
+BLOCKS_PER_DOPPLER_PERIOD = 64
+"""Automatic block length: the time-varying channel is sampled this often per period of the largest Doppler
+shift (at 30 m/s and 2.4 GHz: 250 samples at 3.84 MS/s, 2000 at 30.72 MS/s)."""
+SPEED_OF_LIGHT_MPS = 299_792_458.0
 
 
 class EmulatorInputError(RadioError, ValueError):
@@ -63,7 +75,9 @@ class EmulatorConfig(TomlConfig):
         delay_spread_s: nominal RMS delay spread of the TDL profile (ignored for AWGN/Rayleigh).
         carrier_frequency_hz: carrier frequency (Doppler and the CFO in ppm refer to it).
         min_speed_mps, max_speed_mps: speed range; each call draws a speed uniformly in between (TDL only).
-        block_length: samples per block of the time-varying channel when ``max_speed_mps > 0``.
+        block_length: samples per block of the time-varying channel when ``max_speed_mps > 0``; 0 (default)
+            chooses :data:`BLOCKS_PER_DOPPLER_PERIOD` blocks per period of the Doppler shift at
+            ``max_speed_mps`` (between 16 and 8192 samples). A drifting sample clock may shorten blocks further.
         seed: seed of every random draw of the emulator.
         impairments: hardware impairments (all off by default).
     """
@@ -74,7 +88,7 @@ class EmulatorConfig(TomlConfig):
     carrier_frequency_hz: float = 2.4e9
     min_speed_mps: float = 0.0
     max_speed_mps: float = 0.0
-    block_length: int = 256
+    block_length: int = 0
     seed: int = 0
     impairments: Impairments = field(default_factory=Impairments)
 
@@ -86,8 +100,8 @@ class EmulatorConfig(TomlConfig):
         self.check_range("carrier_frequency_hz", 0.0, 1e11, open_low=True)
         self.check_range("min_speed_mps", 0.0, MAX_SPEED_MPS)
         self.check_range("max_speed_mps", self.min_speed_mps, MAX_SPEED_MPS)
-        if self.block_length < 1:
-            raise ConfigError(f"block_length must be ≥ 1, got {self.block_length}")
+        if self.block_length < 0:
+            raise ConfigError(f"block_length must be ≥ 1, or 0 for automatic, got {self.block_length}")
         if self.seed < 0:
             raise ConfigError(f"seed must be ≥ 0, got {self.seed}")
 
@@ -108,7 +122,7 @@ class ChannelTruth:
         noise_var: thermal noise variance per complex sample.
         channel_gain_db: ``10 log10`` of the mean ``|H_k|²`` over used subcarriers.
         num_leading_samples: noise-only samples prepended (start offset).
-        sample_clock_ppm: RX sample-clock offset (0 when off).
+        sample_clock_ppm: RX sample-clock offset against the TX clock, ppm (0 when off).
         image_rejection_db: IQ-imbalance image rejection ratio (inf when off).
         dac_clipped_fraction, adc_clipped_fraction: fraction of rail samples that saturated.
         profile: channel profile.
@@ -148,6 +162,22 @@ def used_subcarriers(cfg: FrameConfig) -> np.ndarray:
     return np.r_[np.arange(-half, 0), np.arange(1, half + 1)]
 
 
+def used_band_lag_weights(cfg: FrameConfig, num_lags: int) -> np.ndarray:
+    """``[num_lags]`` float64: ``mean_k cos(2π k d / fft_size)`` over the used subcarriers ``k`` for lag
+    differences ``d = 0 .. num_lags - 1`` (the weights of :meth:`ChannelRealisation.used_band_gain`)."""
+    k = used_subcarriers(cfg)[None, :]
+    return np.mean(np.cos(2 * np.pi * np.arange(num_lags)[:, None] * k / cfg.fft_size), axis=1)
+
+
+def doppler_block_length(config: EmulatorConfig, sample_rate_hz: float) -> int:
+    """Samples per block of a time-varying channel: ``config.block_length``, or with 0
+    :data:`BLOCKS_PER_DOPPLER_PERIOD` blocks per period of the Doppler shift at ``max_speed_mps``."""
+    if config.block_length:
+        return config.block_length
+    doppler_hz = config.max_speed_mps * config.carrier_frequency_hz / SPEED_OF_LIGHT_MPS
+    return int(min(8192, max(16, sample_rate_hz / (BLOCKS_PER_DOPPLER_PERIOD * doppler_hz))))
+
+
 class Emulator:
     """Sionna-driven channel with hardware impairments: ``rx_iq, truth = emulator(iq)``.
 
@@ -165,14 +195,24 @@ class Emulator:
             raise ConfigError("give either an EmulatorConfig or keyword arguments, not both")
         self.cfg = cfg
         self.config = config if config is not None else EmulatorConfig(**kwargs)
-        c = self.config
+        c, imp = self.config, self.config.impairments
         self.model = ChannelModel(c.profile, sample_rate_hz=cfg.sample_rate_hz, delay_spread_s=c.delay_spread_s,
                                   carrier_frequency_hz=c.carrier_frequency_hz, min_speed_mps=c.min_speed_mps,
                                   max_speed_mps=c.max_speed_mps)
         # per-used-subcarrier Es/N0 = time-domain SNR × fft_size / num_used_subcarriers (unit-power TX)
         self.noise_var = cfg.fft_size / cfg.num_used_subcarriers / 10 ** (c.snr_db / 10)
         self._seeds = np.random.SeedSequence(c.seed)
-        self._used_freqs_hz = used_subcarriers(cfg) * cfg.subcarrier_spacing_hz
+        self.cfo_hz = imp.carrier_offset_ppm * 1e-6 * c.carrier_frequency_hz if imp.cfo else 0.0
+        self.clock_offset_ppm = imp.clock_offset_ppm if imp.sample_clock else 0.0
+        self.time_varying = c.max_speed_mps > 0
+        doppler_block = doppler_block_length(c, cfg.sample_rate_hz) if self.time_varying else None
+        self.block_length = block_length_for(self.model.num_lags, self.clock_offset_ppm, doppler_block)
+        """Samples per block of the block-wise convolution."""
+        self.blocks_per_step = max(1, doppler_block // self.block_length) if doppler_block else 1
+        """Convolution blocks per time step of a time-varying channel (Sionna samples it every
+        ``block_length · blocks_per_step`` samples)."""
+        self._scratch = Workspace()
+        self._lag_weights = used_band_lag_weights(cfg, self.model.num_lags)
 
     def __call__(self, iq: np.ndarray) -> tuple[np.ndarray, ChannelTruth]:
         """Pass ``iq`` (``[n]`` complex, unit average power) through the channel.
@@ -189,53 +229,47 @@ class Emulator:
         rng = np.random.default_rng(numpy_seed)
         generator = torch.Generator().manual_seed(int(torch_seed.generate_state(1, np.uint64)[0]))
 
+        ws = self._scratch
         dac_clipped = adc_clipped = 0.0
         if imp.quantization:
-            x, dac_clipped = quantize(x, imp.quantization_bits, imp.dac_backoff_db, reference_power=1.0)
+            x, dac_clipped = quantize(x, imp.quantization_bits, imp.dac_backoff_db, reference_power=1.0,
+                                      out=ws.array("dac", len(x), np.complex64))
 
-        num_blocks = math.ceil(len(x) / c.block_length) if c.max_speed_mps > 0 else 1
-        realisation = self.model.draw(num_blocks, fs / c.block_length, generator)
-        y = realisation.apply(x, c.block_length)
-
-        ratio = 1.0
-        if imp.sample_clock:
-            y = resample_clock(y, imp.sample_clock_ppm)
-            ratio += imp.sample_clock_ppm * 1e-6
+        step = self.block_length * self.blocks_per_step
+        realisation = self.model.draw(math.ceil(len(x) / step) if self.time_varying else 1, fs / step, generator)
         n_lead = int(rng.integers(0, imp.start_offset_max_samples + 1)) if imp.start_offset else 0
-        y = np.concatenate([np.zeros(n_lead, np.complex64), y])
+        rx = realisation.apply(x, self.block_length, self.clock_offset_ppm, self.blocks_per_step, lead=n_lead,
+                               scratch=ws)  # the one fresh buffer of a call: it is returned
 
-        cfo_hz = imp.cfo_ppm * 1e-6 * c.carrier_frequency_hz if imp.cfo else 0.0
         linewidth_hz = imp.phase_noise_linewidth_hz if imp.phase_noise else 0.0
-        if cfo_hz or linewidth_hz:
-            y = y * np.exp(1j * carrier_phase(len(y), cfo_hz, linewidth_hz, fs, rng)).astype(np.complex64)
-        y = y + _complex_noise(len(y), self.noise_var, rng)
+        n_rx = len(rx)
+        if self.cfo_hz or linewidth_hz:
+            rx *= carrier_phasor(n_rx, self.cfo_hz, linewidth_hz, fs, rng, out=ws.array("phasor", n_rx + 64,
+                                 np.complex64), scratch=ws.array("phasor_powers", n_rx + 64, np.complex64))
+        add_complex_awgn(rx, self.noise_var, rng, scratch=ws.array("noise", 3 * n_rx, np.float32))
 
         irr_db = math.inf
         if imp.iq_imbalance:
-            y, irr_db = iq_imbalance(y, imp.iq_amplitude_db, imp.iq_phase_deg)
+            rx, irr_db = iq_imbalance(rx, imp.iq_amplitude_db, imp.iq_phase_deg, ws.array("iq", n_rx, np.float32))
         dc_power = 0.0
         if imp.dc_offset:
             dc_power = 10 ** (imp.dc_offset_dbc / 10) * (1.0 + self.noise_var)
-            y = y + np.complex64(math.sqrt(dc_power) * np.exp(2j * np.pi * rng.random()))
+            rx += np.complex64(math.sqrt(dc_power) * np.exp(2j * np.pi * rng.random()))
         if imp.quantization:
             # an ideal slow AGC: the gain follows this realisation's received power
             rx_power = float(np.mean(np.sum(np.abs(realisation.taps) ** 2, axis=1))) + self.noise_var + dc_power
-            y, adc_clipped = quantize(y, imp.quantization_bits, imp.adc_backoff_db, reference_power=rx_power)
+            rx, adc_clipped = quantize(rx, imp.quantization_bits, imp.adc_backoff_db, reference_power=rx_power, out=rx)
 
-        gain = float(np.mean(np.abs(realisation.frequency_response(self._used_freqs_hz, fs)) ** 2))
+        gain = realisation.used_band_gain(self._lag_weights)
+        ratio = 1.0 + self.clock_offset_ppm * 1e-6
         truth = ChannelTruth(
             snr_db=c.snr_db + 10 * math.log10(gain), delay_spread_s=realisation.rms_delay_spread_s,
-            cfo_hz=cfo_hz, start=n_lead + round(-realisation.l_min * ratio), nominal_snr_db=c.snr_db,
+            cfo_hz=self.cfo_hz, start=n_lead + round(-realisation.l_min * ratio), nominal_snr_db=c.snr_db,
             noise_var=self.noise_var, channel_gain_db=10 * math.log10(gain), num_leading_samples=n_lead,
-            sample_clock_ppm=imp.sample_clock_ppm if imp.sample_clock else 0.0, image_rejection_db=irr_db,
+            sample_clock_ppm=self.clock_offset_ppm, image_rejection_db=irr_db,
             dac_clipped_fraction=dac_clipped, adc_clipped_fraction=adc_clipped, profile=c.profile,
             sample_rate_hz=fs, realisation=realisation)
-        return y.astype(np.complex64, copy=False), truth
-
-
-def _complex_noise(n: int, var: float, rng: np.random.Generator) -> np.ndarray:
-    """``[n]`` circular complex Gaussian noise of variance ``var``, complex64."""
-    return (math.sqrt(var / 2) * rng.standard_normal(2 * n, np.float32)).view(np.complex64)
+        return rx, truth
 
 
 def _check_iq(iq: Any) -> np.ndarray:
@@ -246,6 +280,8 @@ def _check_iq(iq: Any) -> np.ndarray:
         raise EmulatorInputError("iq is empty")
     if not np.issubdtype(x.dtype, np.number):
         raise EmulatorInputError(f"iq must be numeric, got dtype {x.dtype}")
-    if not np.all(np.isfinite(x)):
+    x = x.astype(np.complex64, copy=False)
+    # one fast pass (NaN and Inf propagate into the sum); the exact count only if the sum is not finite
+    if not np.isfinite(x.view(np.float32).sum()) and not np.all(np.isfinite(x)):
         raise EmulatorInputError(f"iq holds {int(np.sum(~np.isfinite(x)))} NaN/Inf samples")
-    return x.astype(np.complex64)
+    return x

@@ -1,15 +1,18 @@
 """Hardware impairments of an SDR link, each switched on/off with a value: :class:`Impairments` + functions.
 
-Each function is pure (arrays in, arrays out; randomness from the ``numpy.random.Generator`` passed in) and
-models one effect on complex baseband samples at the frame's sample rate ``fs``:
+Each function is pure (arrays in, arrays out) and models one effect on complex baseband samples at the
+frame's sample rate ``fs``; the carrier (CFO, phase noise), the noise and the sample clock have their own
+modules (:mod:`radio.carrier`, :mod:`radio.noise`, :mod:`radio.block_convolution`):
 
 =====================  ==========================================================================
 impairment             model
 =====================  ==========================================================================
-CFO                    ``y[n] = x[n] · exp(j 2π cfo_hz n / fs)``, ``cfo_hz = cfo_ppm · 1e-6 · f_c``
+crystals               one reference per device (the Pluto derives LO and sample clock from one
+                       40 MHz crystal): TX at ``(1 + tx_ppm·1e-6)``, RX at ``(1 + rx_ppm·1e-6)``
+CFO                    ``y[n] = x[n] · exp(j 2π cfo_hz n / fs)``, ``cfo_hz = (tx_ppm - rx_ppm)·1e-6·f_c``
 start offset           ``U{0..start_offset_max_samples}`` noise-only samples before the signal
-sample-clock offset    RX clock at ``fs (1 + ppm·1e-6)``: ``y[n] = x(n / (1 + ppm·1e-6))``, Kaiser-windowed
-                       sinc interpolation (32 taps, Farrow structure)
+sample-clock offset    RX clock at ``fs (1 + ppm·1e-6)`` relative to TX, ``1 + ppm·1e-6 = (1 + rx)/(1 + tx)``:
+                       ``y[n] = x(n / (1 + ppm·1e-6))``, Kaiser-windowed sinc interpolation (32 taps, Farrow)
 DC offset              constant ``c`` added, ``|c|² = 10^(dbc/10) ×`` nominal received power, random phase
 IQ imbalance           ``y = K1 x + K2 x*``, ``K1 = (1 + g e^{-jφ})/2``, ``K2 = (1 - g e^{jφ})/2``,
                        ``g = 10^(amplitude_db/20)``, ``φ = phase_deg``
@@ -18,17 +21,23 @@ quantisation           per rail: gain so the nominal power sits ``backoff_db`` b
                        round to ``bits`` (two's complement codes ``-2^(b-1) .. 2^(b-1)-1``), saturate,
                        undo the gain. Applied at the DAC (TX) and at the ADC (RX).
 =====================  ==========================================================================
+
+The defaults are those of a pair of ADALM-Plutos at 2.4 GHz; ``docs/emulator.md`` gives the source of each
+value and says which are assumptions.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
 from common.tomlconfig import ConfigError, TomlConfig
+
+MAX_PPM = 1000.0
+"""Largest crystal or clock offset accepted, ppm."""
+SWITCHES = ("cfo", "start_offset", "sample_clock", "dc_offset", "iq_imbalance", "phase_noise", "quantization")
+"""The on/off fields of :class:`Impairments`."""
 
 
 @dataclass
@@ -36,12 +45,21 @@ class Impairments(TomlConfig):
     """Which hardware impairments the emulator applies, and how strongly. All off by default.
 
     Attributes:
-        cfo: carrier frequency offset on; ``cfo_ppm`` of the carrier frequency (Pluto TCXO: ±25 ppm).
+        cfo: carrier frequency offset on: the TX and RX local oscillators differ by
+            ``(tx_crystal_ppm - rx_crystal_ppm)·1e-6·f_c``.
         start_offset: random number of leading noise-only samples on, drawn in ``0..start_offset_max_samples``.
-        sample_clock: sample-clock offset on; ``sample_clock_ppm``.
+        sample_clock: sample-clock offset on: the RX clock runs ``(1 + rx)/(1 + tx) - 1`` off the TX clock.
+        tx_crystal_ppm, rx_crystal_ppm: frequency error of each device's reference crystal, ppm. The Pluto
+            derives its LO and its sample clock from this one crystal, so both offsets follow from the two
+            values (CFO ≈ tx - rx, sample clock ≈ rx - tx).
+        cfo_ppm: optional override of the carrier offset in ppm of ``f_c`` (RX = TX·exp(+j2π·ppm·1e-6·f_c·t));
+            None (default) derives it from the crystals. Kept so older configs load; set it only to study
+            one effect alone.
+        sample_clock_ppm: optional override of the RX sample-clock offset in ppm; None derives it from the
+            crystals.
         dc_offset: DC offset on; ``dc_offset_dbc`` relative to the nominal received power.
         iq_imbalance: RX IQ imbalance on; amplitude ``iq_amplitude_db`` and phase ``iq_phase_deg``.
-        phase_noise: Wiener phase noise on; ``phase_noise_linewidth_hz`` (3-dB linewidth of the LO).
+        phase_noise: Wiener phase noise on; ``phase_noise_linewidth_hz`` (3-dB linewidth of the TX-RX LO pair).
         quantization: DAC and ADC quantisation with saturation on; ``quantization_bits``; ``dac_backoff_db``:
             unit TX power per rail below full scale; ``adc_backoff_db``: the call's received power (signal
             through this channel realisation + noise + DC, i.e. an ideal slow AGC) per rail below full scale.
@@ -49,35 +67,39 @@ class Impairments(TomlConfig):
     """
 
     cfo: bool = False
-    cfo_ppm: float = 10.0
     start_offset: bool = False
     start_offset_max_samples: int = 2000
     sample_clock: bool = False
-    sample_clock_ppm: float = 10.0
+    tx_crystal_ppm: float = 5.0
+    rx_crystal_ppm: float = -5.0
+    cfo_ppm: float | None = None
+    sample_clock_ppm: float | None = None
     dc_offset: bool = False
     dc_offset_dbc: float = -25.0
     iq_imbalance: bool = False
-    iq_amplitude_db: float = 0.2
-    iq_phase_deg: float = 1.0
+    iq_amplitude_db: float = 0.017  # 0.2 % gain error
+    iq_phase_deg: float = 0.2
     phase_noise: bool = False
-    phase_noise_linewidth_hz: float = 10.0
+    phase_noise_linewidth_hz: float = 1.0
     quantization: bool = False
     quantization_bits: int = 12
-    dac_backoff_db: float = 20.0  # the default frame's rail peak-to-RMS is 19.6 dB (preamble)
+    dac_backoff_db: float = 26.0  # the default frame's 19.6 dB rail peak-to-RMS + the customary peak at 2^14 of 2^15
     adc_backoff_db: float = 20.0
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("cfo_ppm", "sample_clock_ppm", "dc_offset_dbc", "iq_amplitude_db", "iq_phase_deg",
-                     "phase_noise_linewidth_hz", "dac_backoff_db", "adc_backoff_db"):
-            if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"Impairments.{name} must be finite, got {getattr(self, name)}")
-        if abs(self.cfo_ppm) > 1000:
-            raise ConfigError(f"cfo_ppm must be within ±1000, got {self.cfo_ppm}")
-        if abs(self.sample_clock_ppm) > 1000:
-            raise ConfigError(f"sample_clock_ppm must be within ±1000, got {self.sample_clock_ppm}")
+        for name in ("tx_crystal_ppm", "rx_crystal_ppm", "cfo_ppm", "sample_clock_ppm", "dc_offset_dbc",
+                     "iq_amplitude_db", "iq_phase_deg", "phase_noise_linewidth_hz", "dac_backoff_db",
+                     "adc_backoff_db"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"Impairments.{name} must be finite, got {value}")
+        for name in ("tx_crystal_ppm", "rx_crystal_ppm", "cfo_ppm", "sample_clock_ppm"):
+            value = getattr(self, name)
+            if value is not None and abs(value) > MAX_PPM:
+                raise ConfigError(f"{name} must be within ±{MAX_PPM:g}, got {value}")
         if self.start_offset_max_samples < 0:
             raise ConfigError(f"start_offset_max_samples must be ≥ 0, got {self.start_offset_max_samples}")
         if abs(self.iq_phase_deg) >= 45:
@@ -87,99 +109,68 @@ class Impairments(TomlConfig):
         if not 2 <= self.quantization_bits <= 24:
             raise ConfigError(f"quantization_bits must be in 2..24, got {self.quantization_bits}")
 
+    @property
+    def carrier_offset_ppm(self) -> float:
+        """CFO in ppm of the carrier, RX = TX·exp(+j2π·ppm·1e-6·f_c·t): ``cfo_ppm`` if set, else tx - rx."""
+        return self.cfo_ppm if self.cfo_ppm is not None else self.tx_crystal_ppm - self.rx_crystal_ppm
+
+    @property
+    def clock_offset_ppm(self) -> float:
+        """RX sample clock at ``fs (1 + ppm·1e-6)`` against the TX clock: ``sample_clock_ppm`` if set, else
+        ``((1 + rx·1e-6) / (1 + tx·1e-6) - 1)·1e6``."""
+        if self.sample_clock_ppm is not None:
+            return self.sample_clock_ppm
+        return ((1 + self.rx_crystal_ppm * 1e-6) / (1 + self.tx_crystal_ppm * 1e-6) - 1) * 1e6
+
     @classmethod
     def typical(cls) -> Impairments:
-        """Every impairment on at values typical of an ADALM-Pluto at 2.4 GHz (the benchmark setting)."""
-        return cls(cfo=True, start_offset=True, sample_clock=True, dc_offset=True, iq_imbalance=True,
-                   phase_noise=True, quantization=True)
+        """Every impairment on at the defaults: a pair of ADALM-Plutos at 2.4 GHz (the benchmark setting)."""
+        return cls(**{s: True for s in SWITCHES})
 
     def only(self, name: str) -> Impairments:
-        """A copy with every impairment off except ``name`` (one of the on/off fields)."""
-        switches = ("cfo", "start_offset", "sample_clock", "dc_offset", "iq_imbalance", "phase_noise",
-                    "quantization")
-        if name not in switches:
-            raise ConfigError(f"unknown impairment {name!r}; known: {list(switches)}")
-        values = self.to_dict()
-        values.update({s: s == name for s in switches})
-        return Impairments.from_dict(values)
+        """A copy with every impairment off except ``name`` (one of :data:`SWITCHES`)."""
+        if name not in SWITCHES:
+            raise ConfigError(f"unknown impairment {name!r}; known: {list(SWITCHES)}")
+        return self.replace(**{s: s == name for s in SWITCHES})
 
 
-def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float) -> tuple[np.ndarray, float]:
-    """Quantise both rails to ``bits`` with saturation.
+def quantize(x: np.ndarray, bits: int, backoff_db: float, reference_power: float,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Quantise both rails of ``x`` (``[n]`` complex) to ``bits`` with saturation.
 
     The gain puts ``reference_power / 2`` (nominal power per rail) ``backoff_db`` below the full-scale
-    power 1. Returns the de-scaled samples (same units as ``x``) and the fraction of rail samples that
-    saturated.
+    power 1. Returns the de-scaled samples (complex64, same units as ``x``; written to ``out`` when given,
+    which may be ``x`` itself) and the fraction of rail samples that saturated.
     """
     gain = math.sqrt(10 ** (-backoff_db / 10) / (reference_power / 2))
     scale = gain * 2 ** (bits - 1)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rails = np.stack([x.real, x.imag]) * scale
-    codes = np.round(rails)
-    clipped = float(np.mean((codes < lo) | (codes > hi))) if x.size else 0.0
-    codes = np.clip(codes, lo, hi)
-    return (codes[0] + 1j * codes[1]).astype(np.complex64) / np.float32(scale), clipped
+    rails = np.multiply(np.asarray(x, np.complex64).view(np.float32), np.float32(scale),
+                        out=None if out is None else out.view(np.float32))
+    np.rint(rails, out=rails)
+    clipped = 0.0
+    if rails.size and (rails.min() < lo or rails.max() > hi):
+        clipped = float(np.count_nonzero(np.abs(rails + np.float32(0.5)) > 2 ** (bits - 1))) / rails.size
+        np.clip(rails, lo, hi, out=rails)
+    rails *= np.float32(1 / scale)
+    return rails.view(np.complex64), clipped
 
 
-def resample_clock(x: np.ndarray, ppm: float) -> np.ndarray:
-    """Samples ``x`` (at ``fs``) as a receiver whose clock runs at ``fs (1 + ppm·1e-6)``.
+def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float,
+                 scratch: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Apply RX IQ imbalance to ``x`` (``[n]`` complex64) in place; returns it and the image rejection ratio
+    ``|K1|²/|K2|²`` in dB. ``scratch``: optional float32 array of ≥ ``n`` items to work in.
 
-    Output sample ``n`` is ``x`` interpolated at ``t = n / (1 + ppm·1e-6)`` with a 32-tap Kaiser-windowed
-    sinc whose taps are a degree-6 polynomial in the fractional delay (Farrow structure,
-    :func:`_farrow_coefficients`): seven fixed FIR filters (one FFT, one batched inverse FFT), then Horner's
-    rule per output sample. The output
-    covers ``t ≤ len(x) - 1``; interpolation error −91 dB for a tone at 0.3 fs, −80 dB at the edge of the
-    used band (0.375 fs).
+    ``K1 x + K2 x*`` with the ``K1, K2`` of the module table leaves I alone and makes
+    ``Q' = g (cos φ · Q - sin φ · I)``: two passes over the Q rail.
     """
-    coeffs = _farrow_coefficients()  # [degree + 1, taps]: tap j is lag j - half + 1
-    half = coeffs.shape[1] // 2
-    ratio = 1.0 + ppm * 1e-6
-    n_out = int(math.floor((len(x) - 1) * ratio)) + 1
-    padded = np.concatenate([np.zeros(half, np.complex64), x.astype(np.complex64), np.zeros(half + 1, np.complex64)])
-    t = np.arange(n_out) / ratio
-    i = np.floor(t).astype(np.int64)
-    mu = (t - i).astype(np.float32)
-    # z_p[i] = sum_j padded[i + 1 + j] * coeffs[p, j]  (= sum over lags k of x[i + k] * c_p[k]):
-    # all degree + 1 correlations with one forward FFT and one batched inverse FFT
-    taps = coeffs.shape[1]
-    n_fft = scipy.fft.next_fast_len(len(padded) + taps - 1)
-    full = scipy.fft.ifft(scipy.fft.fft(padded, n_fft) * scipy.fft.fft(coeffs[:, ::-1], n_fft, axis=1), axis=1)
-    z = full[:, i + taps]
-    out = z[-1]
-    for zp in z[-2::-1]:
-        out = out * mu + zp
-    return out.astype(np.complex64, copy=False)
-
-
-@functools.cache
-def _farrow_coefficients(half_length: int = 16, degree: int = 6, beta: float = 8.0) -> np.ndarray:
-    """``[degree + 1, 2·half_length]`` float32: least-squares polynomial (in the fractional delay μ ∈ [0, 1))
-    of the Kaiser-windowed sinc taps at lags ``-half_length+1 .. half_length``, each normalised to unit DC
-    gain (tap fit error 2e-5)."""
-    mu = np.arange(4096) / 4096
-    u = np.arange(-half_length + 1, half_length + 1)[None, :] - mu[:, None]
-    w = np.sinc(u) * np.i0(beta * np.sqrt(1.0 - np.clip(u / half_length, -1.0, 1.0) ** 2)) / np.i0(beta)
-    w /= w.sum(axis=1, keepdims=True)
-    coeffs, *_ = np.linalg.lstsq(np.vander(mu, degree + 1, increasing=True), w, rcond=None)
-    return coeffs.astype(np.float32)
-
-
-def carrier_phase(num_samples: int, cfo_hz: float, linewidth_hz: float, sample_rate_hz: float,
-                  rng: np.random.Generator) -> np.ndarray:
-    """``[num_samples]`` phase in rad of the RX LO against the TX LO: CFO ramp plus Wiener phase noise."""
-    n = np.arange(num_samples)
-    phase = 2 * np.pi * cfo_hz / sample_rate_hz * n
-    if linewidth_hz > 0:
-        steps = rng.normal(0.0, math.sqrt(2 * np.pi * linewidth_hz / sample_rate_hz), num_samples)
-        phase = phase + np.cumsum(steps)
-    return phase
-
-
-def iq_imbalance(x: np.ndarray, amplitude_db: float, phase_deg: float) -> tuple[np.ndarray, float]:
-    """Apply RX IQ imbalance; returns the samples and the image rejection ratio ``|K1|²/|K2|²`` in dB."""
     g = 10 ** (amplitude_db / 20)
     phi = math.radians(phase_deg)
     k1 = (1 + g * np.exp(-1j * phi)) / 2
     k2 = (1 - g * np.exp(1j * phi)) / 2
     irr_db = 10 * math.log10(abs(k1) ** 2 / abs(k2) ** 2) if abs(k2) > 0 else math.inf
-    return (k1 * x + k2 * np.conj(x)).astype(np.complex64), irr_db
+    rails = x.view(np.float32).reshape(-1, 2)
+    rails[:, 1] *= np.float32(g * math.cos(phi))
+    leak = np.multiply(rails[:, 0], np.float32(g * math.sin(phi)), out=None if scratch is None else scratch[:len(x)])
+    rails[:, 1] -= leak
+    return x, irr_db

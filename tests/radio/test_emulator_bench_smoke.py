@@ -15,8 +15,10 @@ def test_emulator_throughput_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "et.json"
     rows = module.main(["--smoke", "--out", str(out)])
     report = json.loads(out.read_text())
-    assert report["smoke"] and len(rows) == 3 and "git_revision" in report
-    assert all(r["emulator_msps"] > 0 for r in rows) and rows[0]["sionna_timechannel_b1_msps"] > 0
+    assert report["smoke"] and len(rows) == 6 and "git_revision" in report
+    assert {r["sample_rate_hz"] for r in rows} == {3.84e6, 30.72e6}
+    assert all(r["cpu_msps"] > 0 and r["wall_msps"] > 0 and r["realtime_factor"] > 0 for r in rows)
+    assert rows[0]["case"] == "static" and rows[0]["sionna_timechannel_b1_cpu_msps"] > 0
 
 
 def test_estimator_grid_bench_smoke(tmp_path: Path) -> None:
