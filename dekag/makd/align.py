@@ -9,7 +9,8 @@
 5. Evaluation on held-out seeds (training templates and held-out templates) of: none / metaword / lora /
    makd, the rank sweep, and the knowledge package at each precision of ``precision_sweep``.
 
-Every artefact is in diffusers' formats (``<stage>/learned_embeds.safetensors``,
+The edge and cloud may be any text-to-image family with a UNet or a transformer denoiser
+(:mod:`dekag.denoiser`). Every artefact is in diffusers' formats (``<stage>/learned_embeds.safetensors``,
 ``<stage>/pytorch_lora_weights.safetensors``) and the MAKD knowledge package is written to ``package/``.
 Stages checkpoint every ``checkpoint_every`` steps; rerunning with the same ``out_dir`` resumes.
 """
@@ -25,18 +26,25 @@ import torch
 from tqdm import tqdm
 
 from common import ConfigError, provenance
-from dekag import ldm
+from dekag import denoiser, ldm
 from dekag.knowledge_package import KnowledgePackage, load_package, save_package
 from dekag.makd.checkpoint import load_checkpoint, save_checkpoint
 from dekag.makd.config import MakdConfig
-from dekag.makd.glora import add_glora, glora_state_dict, save_glora, set_glora_state, train_glora
+from dekag.makd.glora import (
+    LORA_FILE,
+    add_glora,
+    glora_state_dict,
+    load_glora,
+    save_glora,
+    set_glora_state,
+    train_glora,
+)
 from dekag.makd.loss import noise_prediction_loss
-from dekag.makd.metaword import add_metaword, save_metaword, train_metaword
+from dekag.makd.metaword import add_metaword, load_metaword, save_metaword, train_metaword
 from dekag.makd.models import AlignmentModels, _match_size, load_models
 from dekag.makd.precision import frozen_weight_dtype, make_accelerator
 
 _TI_FILE = "learned_embeds.safetensors"
-_LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 # ---------------------------------------------------------------- S_CG
@@ -54,7 +62,7 @@ def build_scg(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
                                              guidance_scale=cfg.guidance_scale)
         images = ldm.decode_latents(models.cloud.vae, cloud_latents).float().cpu()
         edge = models.fresh_edge()
-        size = edge.unet.config.sample_size * edge.vae_scale_factor
+        size = denoiser.image_size(edge)
         edge_in = _match_size(images, torch.empty(1, 3, size, size))
         latents = ldm.encode_images(edge.vae, edge_in, torch.Generator().manual_seed(cfg.seed)).float().cpu()
         save_file({"images": images.contiguous(), "edge_latents": latents.contiguous()}, str(path))
@@ -68,7 +76,7 @@ def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator):
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-    latents = scg["edge_latents"].to(pipe.device, pipe.unet.dtype)
+    latents = scg["edge_latents"].to(pipe.device, denoiser.denoiser(pipe).dtype)
     prompts = [cfg.train_templates[i].format(word) for i in scg["template_index"]]
 
     def loss() -> torch.Tensor:
@@ -114,11 +122,11 @@ def _stage_gen(cfg: MakdConfig, stage: str) -> torch.Generator:
 
 
 def _training_edge(models: AlignmentModels, cfg: MakdConfig):
-    """A fresh edge pipeline whose UNet and VAE hold ``cfg.mixed_precision``'s frozen-weight dtype."""
+    """A fresh edge pipeline whose denoiser and VAE hold ``cfg.mixed_precision``'s frozen-weight dtype."""
     pipe = models.fresh_edge()
     dtype = frozen_weight_dtype(cfg.mixed_precision, cfg.device)
     if dtype != torch.float32:
-        pipe.unet.to(dtype)
+        denoiser.denoiser(pipe).to(dtype)
         pipe.vae.to(dtype)
     return pipe
 
@@ -161,19 +169,20 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
         return json.loads((out / "stats.json").read_text())
     pipe = _training_edge(models, cfg)
     if with_metaword:
-        pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
-    pipe.text_encoder.to(pipe.unet.dtype)
-    params = add_glora(pipe.unet, rank, seed=_stage_seed(cfg, f"{name}/init"))
-    cast_training_params(pipe.unet, torch.float32)
+        load_metaword(pipe, _load_tensors(run_dir / "metaword" / _TI_FILE))
+    net, prefix = denoiser.denoiser(pipe), denoiser.denoiser_name(pipe)
+    pipe.text_encoder.to(net.dtype)
+    params = add_glora(net, rank, seed=_stage_seed(cfg, f"{name}/init"))
+    cast_training_params(net, torch.float32)
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, name)
     loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen)
     stats = _run_stage(name, run_dir, cfg, cfg.lora_steps,
                        lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o, accelerator),
-                       lambda: glora_state_dict(pipe.unet), lambda t: set_glora_state(pipe.unet, t), gen)
+                       lambda: glora_state_dict(net, prefix), lambda t: set_glora_state(net, t), gen)
     stats["lora_params"] = sum(p.numel() for p in params)
-    save_glora(pipe.unet, out)
+    save_glora(net, out, prefix)
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     return stats
 
@@ -181,35 +190,39 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
 # ---------------------------------------------------------------- aligned edge
 def aligned_edge(models_or_fresh_edge, run_dir: str | Path, cfg: MakdConfig, variant: str = "makd",
                  rank: int | None = None):
-    """A fresh edge pipeline with the run's artefacts loaded the diffusers way (``load_textual_inversion``,
-    ``load_lora_weights``). ``variant`` is one of none / metaword / lora / makd."""
+    """A fresh edge pipeline with the run's artefacts loaded (:func:`~dekag.makd.metaword.load_metaword`,
+    :func:`~dekag.makd.glora.load_glora`). ``variant`` is one of none / metaword / lora / makd."""
     fresh = getattr(models_or_fresh_edge, "fresh_edge", models_or_fresh_edge)
     run_dir, rank = Path(run_dir), rank or cfg.rank
-    pipe = fresh()
-    if variant in ("metaword", "makd"):
-        pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
-    if variant in ("lora", "makd"):
-        pipe.load_lora_weights(str(run_dir / f"{variant}_r{rank}"), weight_name=_LORA_FILE)
     if variant not in ("none", "metaword", "lora", "makd"):
         raise ValueError(f"unknown variant {variant!r}")
+    pipe = fresh()
+    if variant in ("metaword", "makd"):
+        load_metaword(pipe, _load_tensors(run_dir / "metaword" / _TI_FILE))
+    if variant in ("lora", "makd"):
+        load_glora(pipe, _load_tensors(run_dir / f"{variant}_r{rank}" / LORA_FILE))
     return pipe
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 def makd_groups(run_dir: str | Path, cfg: MakdConfig, rank: int | None = None) -> dict[str, dict[str, torch.Tensor]]:
     """The float32 tensor groups of a MAKD run for a knowledge package: ``metaword`` and ``glora``."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
-    return {"metaword": load_file(str(run_dir / "metaword" / _TI_FILE)),
-            "glora": load_file(str(run_dir / f"makd_r{rank or cfg.rank}" / _LORA_FILE))}
+    return {"metaword": _load_tensors(run_dir / "metaword" / _TI_FILE),
+            "glora": _load_tensors(run_dir / f"makd_r{rank or cfg.rank}" / LORA_FILE)}
 
 
 def apply_package(pipe, package: KnowledgePackage) -> None:
-    """Load a knowledge package's ``metaword`` and ``glora`` groups into an edge pipeline."""
+    """Load a knowledge package's ``metaword`` and ``glora`` groups into a fresh edge pipeline."""
     if "metaword" in package.groups:
-        pipe.load_textual_inversion(dict(package.groups["metaword"]))
+        load_metaword(pipe, dict(package.groups["metaword"]))
     if "glora" in package.groups:
-        pipe.load_lora_weights(dict(package.groups["glora"]))
+        load_glora(pipe, dict(package.groups["glora"]))
 
 
 def to_edge_prompt(prompt: str, cfg: MakdConfig) -> str:
@@ -219,8 +232,9 @@ def to_edge_prompt(prompt: str, cfg: MakdConfig) -> str:
 
 def aligned_edge_latents(run_dir: str | Path, prompts: Sequence[str], seeds: Sequence[int],
                          cfg: MakdConfig | None = None, pipe=None) -> torch.Tensor:
-    """Scaled latents ``[B, 4, 8, 8]`` (miniature) of the MAKD-aligned edge for ``prompts`` naming the subject
-    with its plain word (it is swapped for the metaword); ``cfg`` defaults to ``run_dir/config.toml``."""
+    """Scaled latents ``[B, C, h, w]`` (miniature: ``[B, 4, 8, 8]``) of the MAKD-aligned edge for ``prompts``
+    naming the subject with its plain word (it is swapped for the metaword); ``cfg`` defaults to
+    ``run_dir/config.toml``."""
     run_dir = Path(run_dir)
     cfg = cfg or MakdConfig.load(run_dir / "config.toml")
     pipe = pipe or aligned_edge(load_models(cfg), run_dir, cfg)
