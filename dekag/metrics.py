@@ -79,13 +79,15 @@ def real_image_baselines(features, images: torch.Tensor, labels: torch.Tensor, n
         raise ValueError("need real images with labels of at least two classes")
     gen = torch.Generator().manual_seed(seed)
     centre = torch.cat([features(images[i:i + 256]).float() for i in range(0, len(images), 256)]).mean(0)
-    out: dict = {"centre_dim": int(centre.numel())}
+    out: dict = {}
     for name, same in (("chance", False), ("ceiling", True)):
-        i = torch.randint(len(labels), (8 * n_pairs,), generator=gen)
-        j = torch.randint(len(labels), (8 * n_pairs,), generator=gen)
-        keep = ((labels[i] == labels[j]) == same) & (i != j)
-        i, j = i[keep][:n_pairs], j[keep][:n_pairs]
-        out[name] = {**consistency(features, images[i], images[j], centre, classify), "pairs": int(len(i))}
+        i = torch.randint(len(labels), (n_pairs,), generator=gen)
+        j = torch.empty_like(i)
+        for k, first in enumerate(i.tolist()):
+            pool = torch.nonzero((labels == labels[first]) == same).flatten()
+            pool = pool[pool != first]
+            j[k] = pool[torch.randint(len(pool), (1,), generator=gen)]
+        out[name] = {**consistency(features, images[i], images[j], centre, classify), "pairs": n_pairs}
     out["centre"] = centre
     return out
 

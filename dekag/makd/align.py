@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from common import ConfigError, provenance
-from dekag import denoiser, ldm
+from dekag import denoiser, ldm, metrics
 from dekag.knowledge_package import KnowledgePackage, load_package, save_package
 from dekag.makd.checkpoint import load_checkpoint, save_checkpoint
 from dekag.makd.config import MakdConfig
@@ -71,19 +71,41 @@ def build_scg(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
     return data
 
 
+def build_prior(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
+    """The prior set of prior preservation: the *unaligned edge's* own latents for ``cfg.prior_words``
+    (``n_prior_images`` each, training templates cycled, seeds ``prior_seed…``), with their prompts; cached in
+    ``run_dir/prior.safetensors``. ``{"latents": [N, C, h, w], "prompts": [N]}``."""
+    from safetensors.torch import load_file, save_file
+
+    prompts = [cfg.train_templates[j % len(cfg.train_templates)].format(w)
+               for w in cfg.prior_words for j in range(cfg.n_prior_images)]
+    path = run_dir / "prior.safetensors"
+    if not path.is_file():
+        z = ldm.generate_latents(models.fresh_edge(), prompts, [cfg.prior_seed + k for k in range(len(prompts))],
+                                 num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale)
+        save_file({"latents": z.float().cpu().contiguous()}, str(path))
+    return {"latents": load_file(str(path))["latents"], "prompts": prompts}
+
+
 # ---------------------------------------------------------------- training stages
-def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator):
+def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, prior: dict | None = None):
+    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × the
+    same loss on a batch of the prior set (DreamBooth's prior preservation)."""
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-    latents = scg["edge_latents"].to(pipe.device, denoiser.denoiser(pipe).dtype)
+    dtype = denoiser.denoiser(pipe).dtype
+    latents = scg["edge_latents"].to(pipe.device, dtype)
     prompts = [cfg.train_templates[i].format(word) for i in scg["template_index"]]
 
-    def loss() -> torch.Tensor:
-        idx = torch.randint(0, len(prompts), (cfg.batch_size,), generator=gen)
-        return noise_prediction_loss(pipe, latents[idx], [prompts[i] for i in idx.tolist()], ddpm, gen)
+    def batch_loss(z: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
+        return noise_prediction_loss(pipe, z[idx], [texts[i] for i in idx.tolist()], ddpm, gen)
 
-    return loss
+    if prior is None:
+        return lambda: batch_loss(latents, prompts)
+    prior_latents = prior["latents"].to(pipe.device, dtype)
+    return lambda: batch_loss(latents, prompts) + cfg.prior_loss_weight * batch_loss(prior_latents, prior["prompts"])
 
 
 def _run_stage(name: str, run_dir: Path, cfg: MakdConfig, steps: int, trainer, get_state, set_state,
@@ -158,8 +180,9 @@ def train_metaword_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path
 
 
 def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, scg: dict, rank: int,
-                     with_metaword: bool) -> dict:
-    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word).
+                     with_metaword: bool, prior: dict | None = None) -> dict:
+    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word), with prior
+    preservation on the ``prior`` set (:func:`build_prior`) when given.
     Frozen weights in ``cfg.mixed_precision``'s dtype, the LoRA params in float32 (``cast_training_params``)."""
     from diffusers.training_utils import cast_training_params
 
@@ -177,7 +200,7 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, name)
-    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen)
+    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen, prior)
     stats = _run_stage(name, run_dir, cfg, cfg.lora_steps,
                        lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o, accelerator),
                        lambda: glora_state_dict(net, prefix), lambda t: set_glora_state(net, t), gen)
@@ -266,7 +289,10 @@ class Evaluator:
                                  guidance_scale=self.cfg.guidance_scale)
         return ldm.decode_latents(pipe.vae, z).float().cpu()
 
-    def __call__(self, pipe, word: str) -> dict[str, dict[str, float]]:
+    def __call__(self, pipe, word: str) -> dict[str, dict]:
+        """Per evaluation set and pooled over the held-out sets (``heldout``): the consistency metrics, PSNR/SSIM,
+        and with a classifier ``subject_accuracy``; every rate with its 95 % Wilson interval over the images
+        (one seed each): ``<rate>_ci95``; ``n_images``."""
         out = {}
         for name, items in self.sets.items():
             edge = self._images(pipe, items, word)
@@ -274,9 +300,16 @@ class Evaluator:
             row = self.models.score(_match_size(edge, cloud), cloud)
             if self.models.classify is not None:
                 row["subject_accuracy"] = (self.models.classify(edge) == self.cfg.subject_class).float().mean().item()
-            out[name] = row
+            out[name] = {**row, "n_images": len(items)}
         held = [k for k in out if k.startswith("heldout")]
-        out["heldout"] = {m: sum(out[k][m] for k in held) / len(held) for m in out[held[0]]}
+        n = sum(out[k]["n_images"] for k in held)
+        out["heldout"] = {**{m: sum(out[k][m] * out[k]["n_images"] for k in held) / n for m in out[held[0]]},
+                          "n_images": n}
+        for row in out.values():
+            for rate in ("label_agreement", "subject_accuracy"):
+                if rate in row:
+                    row[f"{rate}_ci95"] = metrics.wilson_interval(round(row[rate] * row["n_images"]),
+                                                                  int(row["n_images"]))
         return out
 
 
@@ -308,11 +341,13 @@ def run_makd(cfg: MakdConfig, out_dir: str | Path, models: AlignmentModels | Non
     need_meta = bool({"metaword", "makd"} & set(cfg.variants)) or bool(cfg.rank_sweep or cfg.precision_sweep)
     if need_meta:
         stages["metaword"] = train_metaword_stage(models, cfg, run_dir, scg)
+    prior = build_prior(models, cfg, run_dir) if cfg.prior_loss_weight > 0 else None
     if "lora" in cfg.variants:
-        stages[f"lora_r{cfg.rank}"] = train_lora_stage(models, cfg, run_dir, scg, cfg.rank, with_metaword=False)
+        stages[f"lora_r{cfg.rank}"] = train_lora_stage(models, cfg, run_dir, scg, cfg.rank, with_metaword=False,
+                                                       prior=prior)
     if need_meta:
         for r in ranks:
-            stages[f"makd_r{r}"] = train_lora_stage(models, cfg, run_dir, scg, r, with_metaword=True)
+            stages[f"makd_r{r}"] = train_lora_stage(models, cfg, run_dir, scg, r, with_metaword=True, prior=prior)
 
     package, info = None, {"rank": cfg.rank, "metaword": cfg.metaword, "subject_word": cfg.subject_word}
     if need_meta:
@@ -322,7 +357,7 @@ def run_makd(cfg: MakdConfig, out_dir: str | Path, models: AlignmentModels | Non
     evaluate = Evaluator(models, cfg)
     words = {"none": cfg.subject_word, "metaword": cfg.metaword, "lora": cfg.subject_word, "makd": cfg.metaword}
     results: dict = {"config": cfg.to_dict(), "stages": stages, "variants": {}, "rank_sweep": {},
-                     "precision_sweep": {}, "provenance": provenance()}
+                     "precision_sweep": {}, "baselines": models.baselines, "provenance": provenance()}
     for v in tqdm(cfg.variants, desc="evaluate variants"):
         results["variants"][v] = evaluate(aligned_edge(models, run_dir, cfg, v), words[v])
     for r in cfg.rank_sweep:
@@ -348,9 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     ldm.quiet_library_output()
     cfg = MakdConfig.load(args.config) if args.config else MakdConfig()
     results = run_makd(cfg, args.out)
-    for v, row in results["variants"].items():
-        h = row["heldout"]
-        print(f"{v:9s} held-out feature cosine {h['feature_cosine']:.3f}"
+    rows = {v: row["heldout"] for v, row in results["variants"].items()}
+    if results["baselines"]:
+        rows = {"chance": results["baselines"]["chance"], **rows, "ceiling": results["baselines"]["ceiling"]}
+    for v, h in rows.items():
+        print(f"{v:9s} feature cosine {h['feature_cosine']:.3f}"
+              + (f"  centred cosine {h['centred_cosine']:.3f}" if "centred_cosine" in h else "")
               + (f"  label agreement {h['label_agreement']:.3f}" if "label_agreement" in h else ""))
     return 0
 

@@ -120,7 +120,13 @@ def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
     assert set(res["variants"]) == {"none", "metaword", "lora", "makd"}
     for row in res["variants"].values():
         assert set(row) >= {"heldout", "scg_seeds", "heldout_seeds_heldout_prompts"}
-        assert 0.0 <= row["heldout"]["label_agreement"] <= 1.0
+        h = row["heldout"]
+        lo, hi = h["label_agreement_ci95"]
+        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.3   # 10 images: a wide interval, honestly
+        assert h["n_images"] == 2 * (len(cfg.train_templates) + len(cfg.held_out_templates))
+    chance, ceiling = res["baselines"]["chance"], res["baselines"]["ceiling"]
+    assert chance["centred_cosine"] + 0.3 < ceiling["centred_cosine"]     # centring separates the classes
+    assert chance["label_agreement"] + 0.8 < ceiling["label_agreement"]
     assert res["package"]["bytes"] > res["precision_sweep"]["2"]["package_bytes"] > 0
     z = align.aligned_edge_latents(tmp_path, ["a photo of a seven", "a handwritten seven"], [1, 2])
     assert z.shape == (2, 4, 8, 8)

@@ -28,7 +28,7 @@ def test_models_section_is_validated():
 
 
 def test_in_process_run_on_local_folders(tiny_folders, tiny_package, tmp_path):
-    _config(tiny_folders, tiny_package).save(tmp_path / "lab.toml")
+    _config(tiny_folders, tiny_package, feedback={"endpoint": free_tcp_endpoint()}).save(tmp_path / "lab.toml")
     out = tmp_path / "run"
     assert main(["run", "--config", str(tmp_path / "lab.toml"), "--backend", "emulator", "--out", str(out)]) == 0
     rows = read_jsonl(out / "frames.jsonl")
