@@ -11,6 +11,8 @@ classes) and ceiling (real digits of the same class): feature cosine, centred co
 world's feature net and of the judge, with 95 % Wilson intervals over the seeds.
 
     OMP_NUM_THREADS=1 python bench/forgetting.py --run-dir runs/makd_prior     # ≈ 8 min on one core
+
+``bench/reference/makd_prior/`` holds the metaword + G-LoRA package of the reported run (weight 3).
     python bench/forgetting.py --smoke                                         # tiny sizes, numbers meaningless
 
 Writes ``bench/results/forgetting.json`` (``--smoke``: ``forgetting_smoke.json``) and prints markdown tables.
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (a smoke check, numbers meaningless)")
     ap.add_argument("--run-dir", type=Path, help="keep the MAKD run here (rerun to resume); default: a temp dir")
-    ap.add_argument("--prior-weight", type=float, default=1.0, help="prior_loss_weight of the new run")
+    ap.add_argument("--prior-weight", type=float, default=3.0, help="prior_loss_weight of the new run")
     ap.add_argument("--per-class", type=int, default=32, help="seeds per class")
     ap.add_argument("--out", type=Path, help="JSON output (default bench/results/forgetting[_smoke].json)")
     args = ap.parse_args(argv)
