@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from dekag import ldm  # noqa: E402
 from dekag.downlink import Downlink, load_downlink  # noqa: E402
 from dekag.jscc import symbols_from_numpy, symbols_to_numpy  # noqa: E402
+from dekag.knowledge_package import KnowledgePackageError  # noqa: E402
 from dekag.metrics import consistency, psnr_ssim  # noqa: E402
 from dekag.model_set import ModelSet, load_model_set  # noqa: E402
 from experiments.config import TestbedConfig  # noqa: E402
@@ -52,7 +53,8 @@ def _load(config: TestbedConfig) -> tuple[ModelSet, Downlink]:
     codec = downlink.codec.config
     shape = (codec.latent_channels, codec.latent_height, codec.latent_width)
     if shape != models.latent_shape:
-        raise ValueError(f"the package's codec takes latents {shape} but the edge makes {models.latent_shape}")
+        raise KnowledgePackageError(f"{downlink.package.folder}: the codec takes latents {shape} but the edge in "
+                                    f"[models] makes {models.latent_shape}; use a package made for this edge")
     return models, downlink
 
 
