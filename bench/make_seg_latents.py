@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.package:
         return from_package(args)
     cfg = MakdConfig.load(args.makd_run / "config.toml")
-    if cfg.subject_word != CLASS_WORDS[cfg.subject_class]:
-        raise ValueError(f"MAKD subject word {cfg.subject_word!r} is not the world's word for class "
-                         f"{cfg.subject_class} ({CLASS_WORDS[cfg.subject_class]!r})")
-    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0)
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    if cfg.subject_word not in words:
+        raise ValueError(f"MAKD subject word {cfg.subject_word!r} is not among --words {words}")
+    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0, words)
 
     pipe = aligned_edge(load_models(cfg), args.makd_run, cfg)
     t0 = time.perf_counter()
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"makd_run": str(args.makd_run.resolve()), "variant": "makd", "rank": cfg.rank,
             "metaword": cfg.metaword, "subject_word": cfg.subject_word, "subject_class": cfg.subject_class,
             "num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale,
-            "scheduler": type(pipe.scheduler).__name__, "n": len(prompts), "per_class": len(prompts) // 10,
+            "scheduler": type(pipe.scheduler).__name__, "words": words, "n": len(prompts),
+            "per_class": len(prompts) // len(words),
             "templates": list(TRAIN_TEMPLATES), "seed0": args.seed0, "shape": list(latents.shape),
             "generation_seconds": round(seconds, 1), "prompts": prompts,
             "edge_prompts": [to_edge_prompt(p, cfg) for p in prompts], "labels": labels, "seeds": seeds}
