@@ -53,7 +53,8 @@ class Downlink:
     (``None`` in packages made before it was recorded: then each latent's own range)."""
 
     def aligned_edge(self, world):
-        """A fresh edge pipeline of ``world`` with the metaword and G-LoRA loaded the diffusers way."""
+        """A fresh edge pipeline of ``world`` (a miniature :class:`~dekag.miniature.world.World` or a
+        :class:`~dekag.model_set.ModelSet`: anything with ``fresh_edge()``) with the metaword and G-LoRA loaded."""
         from dekag.makd.align import apply_package
 
         pipe = world.fresh_edge()
