@@ -33,7 +33,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.provenance import provenance  # noqa: E402
-from experiments.closed_loop import Cell, ClosedLoop, CodecSet, psnr_db, summarise  # noqa: E402
+from experiments.closed_loop import (  # noqa: E402
+    Cell,
+    ClosedLoop,
+    held_out_latents,
+    load_codec_set,
+    psnr_db,
+    summarise,
+)
 from experiments.frame_link import FrameLink, FramePipeline, frame_config_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,44 +48,6 @@ IMAGE_METHODS = ("cala_estimated", "cala_genie", "base", "mismatch", "oracle", "
 REFERENCE = Path(__file__).resolve().parent / "reference" / "downlink_sionna_trained"
 """The downlink package shipped before T-KA trained through frames: its codec (CALA on a base, all trained
 through the Sionna channel with perfect CSI) is the reference method in the real loop."""
-
-
-def load_codecs(tka_run: Path | None, dl, reference) -> tuple[CodecSet, dict[str, int], object]:
-    """The codecs of a T-KA run (CALA = ``cala_<gate>``; without a run the package's codec) beside the
-    reference package's; budgets per stage."""
-    if tka_run is None:
-        return CodecSet(cala=dl.codec, domain=dl.condition_domain, reference=reference), {}, None
-    from dekag.jscc.config import TkaConfig
-    from dekag.jscc.train import load_stage, stage_budget, stages
-
-    cfg = TkaConfig.load(tka_run / "config.toml")
-    link = FrameLink(cfg.channel, cfg.codec.num_symbols) if cfg.training.link == "frames" else None
-    schedule = stages(cfg, link) if link is not None else []
-    budget = stage_budget(schedule) if schedule else {}
-
-    def stage(name: str):
-        return load_stage(tka_run, name, cfg) if (tka_run / f"{name}.safetensors").is_file() else None
-
-    gate = cfg.training.cala_gates[0]
-    oracles = {s: stage(f"oracle_{s:g}dB_{cfg.training.oracle_delay_spread_s[0] * 1e9:g}ns")
-               for s in cfg.training.oracle_snr_db} if cfg.training.oracle_delay_spread_s else {}
-    codecs = CodecSet(cala=stage(f"cala_{gate}"), domain=cfg.channel.condition_domain, base=stage("base"),
-                      mismatch=stage("mismatch"), blind_base=stage("blind_base"), blind_cala=stage("blind_cala"),
-                      reference=reference, oracles={s: c for s, c in oracles.items() if c is not None})
-    return codecs, budget, cfg
-
-
-def test_latents(path: str | None, cfg, smoke: bool) -> tuple[torch.Tensor, float, str]:
-    """(held-out latents, PSNR peak, description): the T-KA run's test split of the latents file."""
-    from dekag.jscc.latents import latent_file, vae_latents
-
-    if path is None:
-        z = vae_latents().latents[:8]
-        return z, float(z.max() - z.min()), "miniature VAE latents (smoke: no S_EG file given)"
-    data = latent_file(path)
-    seed, frac = (cfg.training.seed, cfg.training.test_fraction) if cfg is not None else (0, 0.1)
-    _, test = data.split(frac, seed)
-    return test, float(data.latents.max() - data.latents.min()), f"{path}: held-out split ({len(test)} latents)"
 
 
 def image_psnr(vae, rows: list[dict], z_by_frame: dict[int, torch.Tensor]) -> None:
@@ -163,13 +132,13 @@ def main(argv: list[str] | None = None) -> dict:
     world = load_world()
     dl = load_downlink(args.package, world=world)
     reference = None if args.reference_package == "none" else load_downlink(args.reference_package, world=world).codec
-    codecs, budget, cfg = load_codecs(args.tka_run, dl, reference)
+    codecs, budget, cfg = load_codec_set(args.tka_run, dl, reference)
     channel = cfg.channel if cfg is not None else None
     from dekag.jscc.config import ChannelConfig
     channel = channel or ChannelConfig()
     pipeline = FramePipeline(frame_config_for(channel))
     loop = ClosedLoop(pipeline, codecs)
-    latents, peak, source = test_latents(args.latents, cfg, args.smoke)
+    latents, peak, source = held_out_latents(args.latents, cfg)
     cells = [Cell(s, d * 1e-9, f"TDL-{p}") for p in args.profiles for s in args.snrs for d in args.spreads_ns]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

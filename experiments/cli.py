@@ -10,6 +10,7 @@
     dekag-testbed config                   # print the embedded default configuration as TOML
     dekag-testbed train-world | align | train | build-package   # dekag training commands (each has --help)
     dekag-testbed bench NAME [--smoke]      # a benchmark from bench/
+    dekag-testbed calibrate NAME            # per-device calibration (oscillator, gain-snr, dc-iq, delay, estimator-bias)
 """
 from __future__ import annotations
 
@@ -231,19 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {"train-world": ("dekag.miniature.train_world", "train the miniature world"),
              "align": ("dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
              "train": ("experiments.tka_training", "T-KA: JSCC codec + CALA, with baselines"),
-             "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run")}
+             "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run"),
+             "calibrate": ("calibration.cli", "per-device calibration: JSON, PNG and a device profile"),
+             "study": ("experiments.studies.base", "a study (csi, mismatch, staleness): rows, figures, report")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in DELEGATED:  # their own argument parsers, --help included
-        return _delegate(DELEGATED[argv[0]][0], argv[1:])
     if len(argv) > 1 and argv[0] == "bench" and not argv[1].startswith("-"):
         return cmd_bench(argparse.Namespace(name=argv[1], rest=argv[2:]))
-    args = build_parser().parse_args(argv)
+    delegated = argv[0] in DELEGATED if argv else False   # their own argument parsers, --help included
+    args = None if delegated else build_parser().parse_args(argv)
     _sigterm_as_interrupt()
     try:
-        return args.func(args)
+        return _delegate(DELEGATED[argv[0]][0], argv[1:]) if delegated else args.func(args)
     except ConfigError as exc:
         print(f"dekag-testbed: configuration error: {exc}", file=sys.stderr)
         return exit_codes.CONFIG_ERROR

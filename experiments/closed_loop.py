@@ -13,7 +13,13 @@ seed per cell and frame), so methods differ only in what they send and how they 
 * ``enc_only@S`` / ``dec_only@S``: only the encoder (resp. decoder) follows the CSI, the other end at gate S;
 * ``base`` (a), ``mismatch`` (b), ``oracle`` (c, the oracle trained at this cell's SNR, where there is one);
 * ``blind_estimated`` / ``blind_fixed@S``: the same with a decoder that does not read the noise variance;
-* ``reference_estimated``: a reference codec (e.g. one trained through the Sionna channel) in the same loop.
+* ``reference_estimated``: a reference codec (e.g. one trained through the Sionna channel) in the same loop;
+* ``digital_estimated`` / ``digital_genie``: the digital baseline (:mod:`dekag.digital`: quantised latent,
+  CRC, 5G LDPC, QAM) with its MCS chosen from the fed-back estimate (resp. the true realised SNR) and read back
+  by the decoder from the frame header's condition — the same frames, the same number of channel uses.
+
+``groups`` selects what runs: "estimated", "genie", "fixed", "ablations" (encoder-/decoder-only), "baselines"
+((a), (b), (c)), "blind", "reference", "digital" (default: all that have a codec).
 
 Every condition passes the codec's :class:`~dekag.jscc.condition_domain.ConditionDomain`. A lost frame
 (not detected, header failed) is *counted*: its reconstruction is the latent mean (what a user without
@@ -25,13 +31,14 @@ import math
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from dekag.jscc.codec import JsccCodec, symbols_from_numpy, symbols_to_numpy
 from dekag.jscc.condition_domain import ConditionDomain
-from experiments.frame_link import FramePipeline, unbiased
+from experiments.frame_link import FrameLink, FramePipeline, unbiased
 from radio.feedback import Condition as FeedbackCondition
 from radio.feedback import CsiPublisher, CsiSubscriber, free_tcp_endpoint
 
@@ -56,6 +63,7 @@ class CodecSet:
     blind_base: JsccCodec | None = None
     blind_cala: JsccCodec | None = None
     reference: JsccCodec | None = None
+    digital: object | None = None
     oracles: dict[float, JsccCodec] = field(default_factory=dict)
 
 
@@ -115,15 +123,20 @@ class ClosedLoop:
         codecs: what to compare.
         fixed_gates_db: SNR gates of the fixed-gate methods.
         seed: offsets every frame seed (a second seed gives other realisations).
+        groups: method groups to run (see the module docstring); None = all.
     """
 
     def __init__(self, pipeline: FramePipeline, codecs: CodecSet, fixed_gates_db: Iterable[float] = FIXED_GATES_DB,
-                 seed: int = 0):
+                 seed: int = 0, groups: Iterable[str] | None = None):
         self.pipeline = pipeline
         self.codecs = codecs
         self.domain = codecs.domain
         self.fixed_gates = [(float(g), self.domain.below_resolution_value) for g in fixed_gates_db]
         self.seed = seed
+        self.groups = None if groups is None else set(groups)
+
+    def _want(self, group: str) -> bool:
+        return self.groups is None or group in self.groups
 
     @torch.no_grad()
     def run_cell(self, cell: Cell, latents: torch.Tensor) -> list[dict]:
@@ -167,23 +180,32 @@ class ClosedLoop:
             out.append({**base, "method": method, "received": rec is not mean,
                         "mse": float(((rec - z) ** 2).mean()), "reconstruction": rec})
 
-        row("cala_estimated", self._decode(c.cala, frame, own))
-        for g in self.fixed_gates:
-            row(f"enc_only@{g[0]:g}", self._decode(c.cala, frame, g))
-        f_genie, _ = send(c.cala, z, genie)
-        row("cala_genie", self._decode(c.cala, f_genie, genie))
-        for g in self.fixed_gates:
+        if self._want("estimated"):
+            row("cala_estimated", self._decode(c.cala, frame, own))
+        if self._want("ablations"):
+            for g in self.fixed_gates:
+                row(f"enc_only@{g[0]:g}", self._decode(c.cala, frame, g))
+        if self._want("genie"):
+            f_genie, _ = send(c.cala, z, genie)
+            row("cala_genie", self._decode(c.cala, f_genie, genie))
+        for g in self.fixed_gates if self._want("fixed") or self._want("ablations") else ():
             f_fix, _ = send(c.cala, z, g)
             own_fix = d.apply(f_fix.snr_db, f_fix.delay_spread_s).as_tuple() if f_fix is not None else None
-            row(f"cala_fixed@{g[0]:g}", self._decode(c.cala, f_fix, g))
-            row(f"dec_only@{g[0]:g}", self._decode(c.cala, f_fix, own_fix))
+            if self._want("fixed"):
+                row(f"cala_fixed@{g[0]:g}", self._decode(c.cala, f_fix, g))
+            if self._want("ablations"):
+                row(f"dec_only@{g[0]:g}", self._decode(c.cala, f_fix, own_fix))
         for name, codec in (("base", c.base), ("mismatch", c.mismatch), ("blind_base", c.blind_base),
                             ("oracle", c.oracles.get(cell.snr_db))):
-            if codec is not None:
+            if codec is not None and self._want("blind" if name == "blind_base" else "baselines"):
                 f_b, _ = send(codec, z, d.centre)
                 row(name, self._decode(codec, f_b, d.centre))
+        if c.digital is not None and self._want("digital"):
+            for name, cond in (("digital_estimated", enc_fb), ("digital_genie", (truth.snr_db, genie[1]))):
+                f_d, _ = send(c.digital, z, header_quantised(cond))
+                row(name, None if f_d is None else self._decode_digital(c.digital, f_d))
         for name, codec in (("blind", c.blind_cala), ("reference", c.reference)):
-            if codec is None:
+            if codec is None or not self._want(name):
                 continue
             f_e, _ = send(codec, z, enc_fb)
             own_e = d.apply(f_e.snr_db, f_e.delay_spread_s).as_tuple() if f_e is not None else None
@@ -214,6 +236,13 @@ class ClosedLoop:
                              "mse": float((((mean if rec is None else rec) - z) ** 2).mean())})
         return rows
 
+    @staticmethod
+    def _decode_digital(codec, frame) -> torch.Tensor:
+        """The digital decoder reads its MCS from the condition the frame header carries."""
+        s, nv = unbiased(frame.symbols, frame.noise_var)
+        condition = (frame.header.snr_db, frame.header.delay_spread_s)
+        return codec.decode(symbols_from_numpy(s, codec.num_symbols), torch.from_numpy(nv)[None], condition)
+
     def _sender(self, cell: Cell, seed: int, j: int) -> Callable:
         def send(codec: JsccCodec, z: torch.Tensor, condition: tuple[float, float]):
             symbols = symbols_to_numpy(codec.encode(z, condition)[0])
@@ -227,6 +256,51 @@ class ClosedLoop:
             return None
         s, nv = unbiased(frame.symbols, frame.noise_var)
         return codec.decode(symbols_from_numpy(s, codec.num_symbols), torch.from_numpy(nv)[None], condition)
+
+
+def load_codec_set(tka_run: Path | None, dl, reference=None) -> tuple[CodecSet, dict[str, int], object]:
+    """The codecs of a T-KA run (CALA = ``cala_<gate>``; without a run the package's codec) beside the
+    reference package's; budgets per stage."""
+    if tka_run is None:
+        return CodecSet(cala=dl.codec, domain=dl.condition_domain, reference=reference), {}, None
+    from dekag.jscc.config import TkaConfig
+    from dekag.jscc.train import load_stage, stage_budget, stages
+
+    cfg = TkaConfig.load(tka_run / "config.toml")
+    link = FrameLink(cfg.channel, cfg.codec.num_symbols) if cfg.training.link == "frames" else None  # budgets only
+    schedule = stages(cfg, link) if link is not None else []
+    budget = stage_budget(schedule) if schedule else {}
+
+    def stage(name: str):
+        return load_stage(tka_run, name, cfg) if (tka_run / f"{name}.safetensors").is_file() else None
+
+    gate = cfg.training.cala_gates[0]
+    oracles = {s: stage(f"oracle_{s:g}dB_{cfg.training.oracle_delay_spread_s[0] * 1e9:g}ns")
+               for s in cfg.training.oracle_snr_db} if cfg.training.oracle_delay_spread_s else {}
+    codecs = CodecSet(cala=stage(f"cala_{gate}"), domain=cfg.channel.condition_domain, base=stage("base"),
+                      mismatch=stage("mismatch"), blind_base=stage("blind_base"), blind_cala=stage("blind_cala"),
+                      reference=reference, oracles={s: c for s, c in oracles.items() if c is not None})
+    return codecs, budget, cfg
+
+
+def held_out_latents(path: str | None, cfg) -> tuple[torch.Tensor, float, str]:
+    """(held-out latents, PSNR peak, description): the T-KA run's (``cfg``) test split of the latents file;
+    without a file, 8 VAE latents of the miniature world."""
+    from dekag.jscc.latents import latent_file, vae_latents
+
+    if path is None:
+        z = vae_latents().latents[:8]
+        return z, float(z.max() - z.min()), "miniature VAE latents (no S_EG file given)"
+    data = latent_file(path)
+    seed, frac = (cfg.training.seed, cfg.training.test_fraction) if cfg is not None else (0, 0.1)
+    _, test = data.split(frac, seed)
+    return test, float(data.latents.max() - data.latents.min()), f"{path}: held-out split ({len(test)} latents)"
+
+
+def header_quantised(condition: tuple[float, float]) -> tuple[float, float]:
+    """The condition as the frame header carries it (SNR in 0.25 dB steps, delay spread in 1 ns steps), so
+    the digital encoder picks its MCS from exactly what the decoder will read."""
+    return (round(condition[0] * 4) / 4, max(round(condition[1] * 1e9), 1) * 1e-9)
 
 
 def psnr_db(mse: float, peak: float) -> float:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments import exit_codes
 from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
 from radio.backends.base import RadioBackend
 from radio.backends.zmq_rf import ZmqRfBackend, ZmqRfConfig
-from experiments import exit_codes
 from radio.feedback import CsiSubscriber, FixedCondition, publisher_from_config, subscriber_from_config
 
 
@@ -128,6 +128,18 @@ def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_k
     backend = EmulatedBackend(lambda iq: (channel(iq), channel.truths[-1][2]),
                               sample_rate_hz=config.frame.sample_rate_hz,
                               center_frequency_hz=config.channel.emulator.carrier_frequency_hz)
+    try:
+        return run_over_backend(config, out, backend, lambda row: max(backend.pending_samples, 1), edge_knowledge,
+                                user_knowledge)
+    finally:
+        channel_run.close()
+
+
+def run_over_backend(config: TestbedConfig, out: Path, backend: RadioBackend, capture_samples,
+                     edge_knowledge=None, user_knowledge=None) -> int:
+    """Edge and user in this process over one ``backend`` that both transmits and receives (the in-process
+    emulator, or one radio in cabled loopback); after each frame the user reads ``capture_samples(row)``
+    samples, ``row`` being the edge's row of that frame."""
     edge_run = RunFolder(out, config, role="edge", seed=config.seed)
     user_run = RunFolder(out, config, role="user", seed=config.seed)
     user = _user(config, user_run, user_knowledge)
@@ -138,15 +150,15 @@ def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_k
         edge.conditions.latest = None  # that was only the handshake, not a measurement
     try:
         for frame_id in range(config.edge.num_frames):
-            edge.send_frame(frame_id)
-            user.process(backend.receive(max(backend.pending_samples, 1)))
+            row = edge.send_frame(frame_id)
+            user.process(backend.receive(capture_samples(row)))
         user.finish()
     except KeyboardInterrupt as exc:
         edge_run.event("interrupted")
         return exit_codes.status_of(exc)
     finally:
         user.publisher.close()
-        for r in (channel_run, edge_run, user_run):
+        for r in (edge_run, user_run):
             r.close()
     return 0
 

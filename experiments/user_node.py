@@ -24,7 +24,6 @@ from radio.emulator import used_subcarriers
 from radio.feedback import CsiPublisher
 from radio.receiver import ReceivedFrame, Receiver
 
-
 FRAME_ID_MODULUS = 65536
 """Frame ids on the air are 16-bit; the edge numbers frames from 0 without limit."""
 

@@ -270,7 +270,7 @@ def generate_curve_keys(directory: str | Path) -> CurveKeys:
     directory = Path(directory)
     (directory / "authorized").mkdir(parents=True, exist_ok=True)
     for name in ("server", "client"):
-        public, secret = zmq.auth.create_certificates(directory, name)
+        _, secret = zmq.auth.create_certificates(directory, name)
         Path(secret).chmod(0o600)
     (directory / "authorized" / "client.key").write_bytes((directory / "client.key").read_bytes())
     return CurveKeys(directory)

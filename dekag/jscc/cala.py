@@ -33,10 +33,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from dekag.errors import DekagError
 from dekag.jscc.codec import JsccCodec
 from dekag.jscc.condition import current_condition
 from dekag.jscc.config import CalaConfig
-from dekag.errors import DekagError
 
 _METADATA_KEY = "cala_config"
 

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dekag.errors import DekagError
 from dekag.jscc.condition import Condition, as_condition, conditioned
 from dekag.jscc.config import CodecConfig
-from dekag.errors import DekagError
 
 
 class ShapeError(DekagError, ValueError):

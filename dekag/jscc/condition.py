@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
 from dekag.errors import DekagError
 
 SNR_CENTER_DB = 10.0

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from dekag import ldm
+from dekag.errors import DekagError
 from dekag.knowledge_package import sha256_file
 from dekag.miniature import data as D
 from dekag.miniature.models import FeatureNet
-from dekag.errors import DekagError
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 

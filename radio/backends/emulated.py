@@ -4,6 +4,9 @@ For fast studies without sockets or hardware. Each ``transmit(iq)`` calls the ch
 (``rx_iq, truth = channel(iq)``, the API of :class:`radio.emulator.Emulator`) and appends ``rx_iq``
 to a receive queue; ``receive(n)`` pops ``n`` samples, filling with zeros (counted) when the queue
 runs dry. The truth of every burst is kept with the index of its first received sample.
+Gains act as on a radio whose noise enters in the channel: ``tx_gain_db`` scales the burst's amplitude
+into the channel (0 dB: the unit power the emulator's SNR refers to, so the SNR moves dB for dB) and
+``rx_gain_db`` scales what comes out (signal and noise alike).
 
 >>> import numpy as np
 >>> from radio.backends import EmulatedBackend
@@ -34,13 +37,15 @@ class EmulatedBackend(RadioBackend):
         channel: ``channel(iq) -> (rx_iq, truth)``, e.g. a :class:`radio.emulator.Emulator`.
         sample_rate_hz: recorded sample rate.
         center_frequency_hz: recorded carrier frequency.
+        tx_gain_db, rx_gain_db: initial gains (see :meth:`set_gains`).
     """
 
     device = "emulator"
 
     def __init__(self, channel: Callable[[np.ndarray], tuple[np.ndarray, Any]], *, sample_rate_hz: float,
-                 center_frequency_hz: float = 2.4e9) -> None:
+                 center_frequency_hz: float = 2.4e9, tx_gain_db: float = 0.0, rx_gain_db: float = 0.0) -> None:
         self.channel = channel
+        self._gains = {"tx_gain_db": float(tx_gain_db), "rx_gain_db": float(rx_gain_db)}
         self._rate = float(sample_rate_hz)
         self._fc = float(center_frequency_hz)
         self._queue: collections.deque[np.ndarray] = collections.deque()
@@ -68,12 +73,23 @@ class EmulatedBackend(RadioBackend):
         return self._fc
 
     @property
+    def gains(self) -> dict[str, float]:
+        return dict(self._gains)
+
+    def set_gains(self, *, rx_gain_db: float | None = None, tx_gain_db: float | None = None) -> None:
+        """TX gain: burst amplitude into the channel, dB re unit power; RX gain: output scaling, dB."""
+        for name, value in (("tx_gain_db", tx_gain_db), ("rx_gain_db", rx_gain_db)):
+            if value is not None:
+                self._gains[name] = float(value)
+
+    @property
     def last_truth(self) -> Any:
         return self.truths[-1][1] if self.truths else None
 
     def transmit(self, iq: np.ndarray) -> None:
-        rx, truth = self.channel(as_iq(iq))
-        rx = np.asarray(rx)
+        tx_scale, rx_scale = (np.float32(10 ** (self._gains[k] / 20)) for k in ("tx_gain_db", "rx_gain_db"))
+        rx, truth = self.channel(as_iq(iq) * tx_scale)
+        rx = np.asarray(rx) * rx_scale
         if rx.ndim != 1 or not np.iscomplexobj(rx):
             raise BackendError(f"channel returned {rx.dtype} {rx.shape}, expected 1-D complex")
         self.truths.append((self._rx_end, truth))

@@ -18,7 +18,11 @@ runs without it). The backend handles the quirks of the real device (``sdr-phy-f
 * the libiio timeout is raised for captures longer than the default 5 s;
 * RX overflow and TX underflow are read from DMA status register 0x80000088 after every capture,
   cleared by writing the bits back, and counted;
-* raw ±2048 RX codes (complex128) are returned as complex64 with ±1.0 = ADC full scale.
+* raw ±2048 RX codes (complex128) are returned as complex64 with ±1.0 = ADC full scale;
+* with a calibration profile (``profile``: a profile file of :mod:`radio.device_profile`, looked up by
+  ``profile_key`` — the device serial — then by URI) every capture has its DC offset and IQ imbalance
+  removed and its carrier offset corrected (``cfo_correction``: ``digital`` derotation, ``lo`` trim of the
+  RX LO, or ``off``), and :attr:`PlutoBackend.expected_snr_db` predicts the SNR from the gains.
 
 Example with the fake device used in CI (a real Pluto: leave out ``device``)::
 
@@ -40,7 +44,14 @@ from typing import Any
 import numpy as np
 
 from common.tomlconfig import ConfigError, TomlConfig
-from radio.backends.base import BackendError, PeerTimeout, RadioBackend, as_iq, check_num_samples
+from radio.backends.base import (
+    BackendError,
+    PeerTimeout,
+    RadioBackend,
+    as_iq,
+    check_num_samples,
+)
+from radio.device_profile import DeviceProfile, correct_dc_iq, derotate, find_profile
 
 XFLOW_STATUS_REG = 0x80000088
 """ADI DMA status register: bit 2 RX overflow, bit 0 TX underflow; write the bits back to clear."""
@@ -49,6 +60,7 @@ TX_UNDERFLOW_BIT = 0x1
 DAC_FULL_SCALE = 2**15      # TX int16 codes, 12-bit DAC MSB-aligned
 ADC_FULL_SCALE = 2048.0     # RX codes, 12-bit LSB-aligned
 _GAIN_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
+_CFO_CORRECTIONS = ("digital", "lo", "off")
 
 
 @dataclass
@@ -72,6 +84,10 @@ class PlutoConfig(TomlConfig):
         kernel_buffers: libiio kernel blocks for RX (more survive higher rates without duplicates).
         min_timeout_s: lowest libiio timeout; raised to 2× the capture length + 1 s when longer.
         loopback: 0 off, 1 digital (BIST, no RF), 2 RF loopback.
+        profile: calibration profile file (TOML, :mod:`radio.device_profile`); "" for none.
+        profile_key: the device's key in that file (its serial); "" looks it up by ``uri``.
+        cfo_correction: how the profile's oscillator offset is removed: ``digital`` (derotate each
+            capture), ``lo`` (tune the RX LO by the offset) or ``off``.
     """
 
     uri: str = "ip:192.168.2.1"
@@ -89,6 +105,9 @@ class PlutoConfig(TomlConfig):
     kernel_buffers: int = 4
     min_timeout_s: float = 5.0
     loopback: int = 0
+    profile: str = ""
+    profile_key: str = ""
+    cfo_correction: str = "digital"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -118,6 +137,8 @@ class PlutoConfig(TomlConfig):
             raise ConfigError("min_timeout_s must be positive")
         if self.loopback not in (0, 1, 2):
             raise ConfigError("loopback must be 0 (off), 1 (digital) or 2 (RF)")
+        if self.cfo_correction not in _CFO_CORRECTIONS:
+            raise ConfigError(f"cfo_correction must be one of {_CFO_CORRECTIONS}, got {self.cfo_correction!r}")
 
 
 def scale_for_dac(iq: np.ndarray, cfg: PlutoConfig) -> tuple[np.ndarray, int]:
@@ -152,6 +173,8 @@ class PlutoBackend(RadioBackend):
 
     def __init__(self, cfg: PlutoConfig, device: Any | None = None) -> None:
         self.cfg = cfg
+        self.profile: DeviceProfile | None = (find_profile(cfg.profile, serial=cfg.profile_key, uri=cfg.uri)
+                                              if cfg.profile else None)
         if device is None:
             device = _open_pluto(cfg.uri)
         self._sdr = device
@@ -188,9 +211,19 @@ class PlutoBackend(RadioBackend):
         return {"tx_gain_db": float(self._sdr.tx_hardwaregain_chan0),
                 "rx_gain_db": float(self._sdr.rx_hardwaregain_chan0)}
 
+    @property
+    def expected_snr_db(self) -> float:
+        """SNR (dB) the profile's gain→SNR map predicts at the current gains; NaN without a map."""
+        if self.profile is None:
+            return float("nan")
+        gains = self.gains
+        return self.profile.expected_snr_db(gains["tx_gain_db"], gains["rx_gain_db"])
+
     def tune(self, center_frequency_hz: float) -> None:
-        """Set both LOs; the next capture is flushed."""
-        self._sdr.rx_lo = int(center_frequency_hz)
+        """Set both LOs (the RX LO trimmed by the profile's offset with ``cfo_correction="lo"``); the
+        next capture is flushed."""
+        trim = self.profile.cfo_hz(center_frequency_hz) if self.profile and self.cfg.cfo_correction == "lo" else 0.0
+        self._sdr.rx_lo = round(center_frequency_hz + trim)
         self._sdr.tx_lo = int(center_frequency_hz)
         self._center_hz = float(center_frequency_hz)
         self._stale = True
@@ -225,7 +258,8 @@ class PlutoBackend(RadioBackend):
         self._counters["tx_clipped_samples"] += clipped
 
     def receive(self, num_samples: int) -> np.ndarray:
-        """Capture ``num_samples`` samples; complex64 with ±1.0 = ADC full scale (2048 codes)."""
+        """Capture ``num_samples`` samples; complex64 with ±1.0 = ADC full scale (2048 codes), corrected
+        by the calibration profile when there is one."""
         self._check_open()
         n = check_num_samples(num_samples)
         sdr = self._sdr
@@ -254,7 +288,15 @@ class PlutoBackend(RadioBackend):
             raise BackendError(f"Pluto {self.cfg.uri}: capture failed: {exc}") from exc
         self._counters["captures"] += 1
         self._poll_xflow()
-        return (np.asarray(raw) / ADC_FULL_SCALE).astype(np.complex64)
+        iq = (np.asarray(raw) / ADC_FULL_SCALE).astype(np.complex64)
+        return iq if self.profile is None else self._correct(iq)
+
+    def _correct(self, iq: np.ndarray) -> np.ndarray:
+        p = self.profile
+        iq = correct_dc_iq(iq, p.dc_offset, p.iq_amplitude_db, p.iq_phase_deg)
+        if self.cfg.cfo_correction == "digital" and p.oscillator_ppm:
+            iq = derotate(iq, p.cfo_hz(self._center_hz), self.sample_rate_hz)
+        return iq
 
     # ------------------------------------------------------------------ status
     def _poll_xflow(self) -> None:
@@ -277,8 +319,12 @@ class PlutoBackend(RadioBackend):
         return dict(self._counters)
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "uri": self.cfg.uri, "gain_control_mode": self.cfg.gain_control_mode,
+        meta = {**super().describe(), "uri": self.cfg.uri, "gain_control_mode": self.cfg.gain_control_mode,
                 "tx_scaling": self.cfg.tx_scaling, "adc_full_scale_codes": ADC_FULL_SCALE}
+        if self.profile is not None:
+            meta["calibration_profile"] = {"file": self.cfg.profile, "serial": self.profile.serial,
+                                           "date": self.profile.date, "cfo_correction": self.cfg.cfo_correction}
+        return meta
 
     def _check_open(self) -> None:
         if self._closed:

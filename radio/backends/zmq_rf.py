@@ -1,8 +1,9 @@
 """ZeroMQ virtual RF in the manner of srsRAN's ZMQ radio: sample streams over sockets instead of antennas.
 
-Each direction of a link is one REQ/REP pair. The side that *transmits* binds a REP socket
+Each direction of a link is one request/reply pair (REQ/REP's envelope, spoken by a ROUTER and a DEALER so
+that neither hostile bytes nor a late reply can stall or lose anything). The side that *transmits* binds
 (:class:`SampleServer`) and answers requests with the samples it has queued; the side that *receives*
-connects a REQ socket (:class:`SampleClient`) and asks for at most N samples at a time. Because the
+connects (:class:`SampleClient`) and asks for at most N samples at a time. Because the
 receiver's requests pace the transmitter, the pair runs lock-step as fast as the CPUs allow, loses
 nothing, and the received stream is bit-identical to the transmitted one, run after run.
 
@@ -12,7 +13,8 @@ as little-endian complex64. A server answers a malformed request, or one without
 samples and counts it (``malformed_requests``, ``refused_requests``): another local process can neither
 stop a node nor take its samples (``dekag-testbed run`` draws a fresh token per run). Time is the sample
 index: ``transmit(iq, at_sample=t)`` leaves a gap of zeros up to ``t``; a receiver that finds a jump in
-the indices (a peer restarted mid-request) fills it with zeros and counts it.
+the indices fills it with zeros and counts it; one whose peer restarted (indices going back) carries on
+with its own index and counts the restart.
 
 A channel emulator runs as its own process between two ports with :class:`ZmqChannelRelay`::
 
@@ -49,7 +51,12 @@ MAX_TOKEN_CHARS = 64
 
 
 class SampleServer:
-    """REP socket that hands out a queued sample stream on request (the transmitting side).
+    """Hands out a queued sample stream on request (the transmitting side).
+
+    The socket is a ROUTER that speaks REP's envelope itself, so that bytes which are not a REQ request
+    (raw data on the port, a peer that left) can neither stall it nor receive a reply meant for another
+    peer: a reply goes to the request's own sender (``ROUTER_MANDATORY``), and samples whose reply could
+    not be delivered stay queued.
 
     Args:
         endpoint: address to bind.
@@ -59,10 +66,12 @@ class SampleServer:
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
                  token: bytes = b"", context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REP)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._sock.linger = 0
         self._sock.sndtimeo = int(timeout_s * 1000)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a peer that left raises, not vanishes
         self._sock.bind(endpoint)
+        self._envelope: list[bytes] | None = None  # routing frames of the request being answered
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.max_chunk_samples = max_chunk_samples
@@ -102,33 +111,54 @@ class SampleServer:
 
     def wait_request(self, timeout_s: float) -> int | None:
         """Wait up to ``timeout_s`` for one valid request; returns the samples wanted, or None if none came.
-        Malformed requests and requests without the session token are answered with no samples, counted,
-        and waited past."""
+        Messages that are not a request envelope are dropped; malformed requests and requests without the
+        session token are answered with no samples; all are counted and waited past."""
         deadline = time.monotonic() + timeout_s
         while self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0), zmq.POLLIN):
-            msg = self._sock.recv()
+            frames = self._sock.recv_multipart()
+            # REQ's envelope: routing id, (request id,) empty delimiter, then exactly one body frame
+            bottom = frames.index(b"", 1) if b"" in frames[1:] else None
+            if bottom is None or len(frames) != bottom + 2:
+                self.malformed_requests += 1
+                continue
+            envelope, msg = frames[:bottom + 1], frames[-1]
             if len(msg) < _REQUEST.size:
                 self.malformed_requests += 1
             elif not hmac.compare_digest(msg[_REQUEST.size:], self._token):
                 self.refused_requests += 1
             else:
+                self._envelope = envelope
                 return max(1, min(_REQUEST.unpack_from(msg)[0], self.max_chunk_samples))
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, 0), b""])
+            self._send(envelope, np.zeros(0, np.complex64))
         return None
 
-    def reply(self, wanted: int) -> int:
-        """Answer the request just received with up to ``wanted`` samples of the head burst."""
-        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
-        chunk, rest = head[:wanted], head[wanted:]
-        if self._queue:
-            if rest.size:
-                self._queue[0] = rest
-            else:
-                self._queue.popleft()
+    def _send(self, envelope: list[bytes], chunk: np.ndarray) -> bool:
+        """Reply ``chunk`` to the request with ``envelope``; False if that peer is gone."""
         try:
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
+            self._sock.send_multipart([*envelope, _HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
         except zmq.Again as exc:
             raise PeerTimeout(f"{self.endpoint}: could not reply within {self.timeout_s} s") from exc
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
+        return True
+
+    def reply(self, wanted: int) -> int:
+        """Answer the request just received with up to ``wanted`` samples of the head burst; returns how many
+        were handed out (0 if the requesting peer has gone: the samples stay queued)."""
+        envelope, self._envelope = self._envelope, None
+        if envelope is None:
+            raise BackendError(f"{self.endpoint}: reply() without a request")
+        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
+        chunk = head[:wanted]
+        if not self._send(envelope, chunk):
+            return 0
+        if chunk.size:
+            if chunk.size < head.size:
+                self._queue[0] = head[chunk.size:]
+            else:
+                self._queue.popleft()
         self.sent_samples += chunk.size
         return chunk.size
 
@@ -154,22 +184,27 @@ class SampleServer:
 
 
 class SampleClient:
-    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side), with the server's
-    session ``token``."""
+    """Requests samples from a :class:`SampleServer` (the receiving side), with the server's session ``token``.
+
+    The socket is a DEALER speaking REQ's envelope, so that no reply is ever dropped: a request that timed
+    out stays outstanding and a new one is sent beside it; every reply that arrives is data at the stream
+    index it names (a REQ socket would discard a late reply, whose samples the server had handed out)."""
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, token: bytes = b"",
                  context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REQ)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.linger = 0
         self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
-        self._sock.setsockopt(zmq.REQ_RELAXED, 1)     # may ask again after a timeout ...
-        self._sock.setsockopt(zmq.REQ_CORRELATE, 1)   # ... and late replies to the old request are dropped
         self._sock.connect(endpoint)
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
         self._token = token
+        self.peer_restarts = 0     # times the server's stream index went back (it restarted)
+        self._offset = 0           # this client's stream index minus the server's (changes at a restart)
+        self._outstanding = 0      # requests sent and not yet answered
+        self._timed_out = False    # the last call timed out: ask again beside the outstanding request
         self._leftover = np.zeros(0, np.complex64)
 
     def set_timeout(self, timeout_s: float) -> None:
@@ -180,16 +215,25 @@ class SampleClient:
     def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
         """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
 
-        A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
+        The returned index is this client's own, monotonic: when the server restarts (its index goes back),
+        the stream carries on and the restart is counted in ``peer_restarts``.
+        A reply may answer an earlier request that timed out (its samples are as good). A jump forward in
+        the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            self._sock.send(_REQUEST.pack(max_samples) + self._token)
-            header, payload = self._sock.recv_multipart()
+            if not self._outstanding or self._timed_out:  # (a restarted server never answers the old one)
+                self._sock.send_multipart([b"", _REQUEST.pack(max_samples) + self._token])
+                self._outstanding += 1
+            frames = self._sock.recv_multipart()
         except zmq.Again as exc:
+            self._timed_out = True
             raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
                               "(is the transmitting/channel process running?)") from exc
-        except ValueError as exc:
-            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair") from exc
+        self._timed_out = False
+        self._outstanding = max(self._outstanding - 1, 0)
+        if len(frames) != 3 or frames[0] != b"":
+            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair")
+        header, payload = frames[1:]
         if len(header) != _HEADER.size:
             raise BackendError(f"{self.endpoint}: malformed reply header of {len(header)} bytes")
         start, count = _HEADER.unpack(header)
@@ -198,9 +242,12 @@ class SampleClient:
         samples = np.frombuffer(payload, dtype="<c8").astype(np.complex64)
         if self.time_samples is None:
             self.time_samples = start
-        if start < self.time_samples:
-            raise BackendError(f"{self.endpoint}: stream went back from sample {self.time_samples} to {start}")
-        gap = start - self.time_samples
+        server_next = self.time_samples - self._offset
+        if start < server_next:  # the server restarted and numbers its stream from 0 again: carry on
+            self.peer_restarts += 1
+            self._offset = self.time_samples - start
+            server_next = start
+        gap = start - server_next
         if gap:
             self.gap_samples += gap
             samples = np.concatenate([np.zeros(gap, np.complex64), samples])
@@ -332,7 +379,7 @@ class ZmqRfBackend(RadioBackend):
                        tx_dropped_samples=self._tx.dropped_samples, tx_malformed_requests=self._tx.malformed_requests,
                        tx_refused_requests=self._tx.refused_requests)
         if self._rx:
-            out.update(rx_gap_samples=self._rx.gap_samples)
+            out.update(rx_gap_samples=self._rx.gap_samples, rx_peer_restarts=self._rx.peer_restarts)
         return out
 
     def describe(self) -> dict[str, object]:
@@ -415,6 +462,7 @@ class ZmqChannelRelay:
     def counters(self) -> dict[str, int]:
         return {"bursts": self.bursts, "samples_in": self._up.time_samples or 0,
                 "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples,
+                "upstream_restarts": self._up.peer_restarts,
                 "malformed_requests": self._down.malformed_requests, "refused_requests": self._down.refused_requests}
 
     def close(self) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from knowledge_stub import StubKnowledge
+
 from experiments import cli, exit_codes, nodes
 from experiments.config import EdgeSection, LinkSection, TestbedConfig
 from experiments.run_folder import read_jsonl
-from knowledge_stub import StubKnowledge
 from radio.feedback import FeedbackConfig, free_tcp_endpoint
 
 

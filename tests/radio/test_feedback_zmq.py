@@ -113,7 +113,7 @@ def _accepted_of(pub, sub, reports):
     for payload in reports:
         received = sub.counters.received
         pub.send_raw(payload)
-        assert _poll_until(sub, lambda: sub.counters.received == received + 1)
+        assert _poll_until(sub, lambda received=received: sub.counters.received == received + 1)
         accepted += sub.latest is not None and encode_report(sub.latest) == payload
     return accepted
 
