@@ -36,22 +36,39 @@ def bench_config(smoke: bool) -> MakdConfig:
     return MakdConfig(threads=1, rank_sweep=RANKS, precision_sweep=PRECISIONS)
 
 
+def _rate(h: dict, key: str) -> str:
+    if key not in h:
+        return "–"
+    ci = h.get(f"{key}_ci95")
+    return f"{h[key]:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def _row(metrics: dict) -> str:
     h = metrics["heldout"]
-    cells = [h["feature_cosine"], h.get("label_agreement", float("nan")), h.get("subject_accuracy", float("nan")),
-             h["psnr_db"], h["ssim"], metrics["scg_seeds"]["feature_cosine"]]
-    return " | ".join(f"{c:.3f}" for c in cells)
+    cells = [f"{h.get('centred_cosine', float('nan')):.3f}", _rate(h, "label_agreement"),
+             _rate(h, "subject_accuracy"), f"{h['feature_cosine']:.3f}", f"{h['psnr_db']:.3f}", f"{h['ssim']:.3f}",
+             f"{metrics['scg_seeds']['feature_cosine']:.3f}"]
+    return " | ".join(cells)
 
 
 def tables(res: dict) -> str:
-    head = ("| feature cosine | label agreement | subject accuracy | PSNR dB | SSIM | cosine on S_CG seeds |",
-            "|---:|---:|---:|---:|---:|---:|")
-    base = res["variants"].get("none", {}).get("heldout", {}).get("feature_cosine")
-    lines = ["**Edge vs cloud on held-out seeds** (train + held-out prompt templates)", "",
-             "| variant " + head[0] + " cosine vs none |", "|---" + head[1] + "---:|"]
-    for v, m in res["variants"].items():
-        rel = m["heldout"]["feature_cosine"] / base - 1 if base else float("nan")
-        lines.append(f"| {v} | {_row(m)} | {rel:+.1%} |")
+    head = ("| centred cosine | label agreement [95 % CI] | subject accuracy [95 % CI] | feature cosine | PSNR dB "
+            "| SSIM | cosine on S_CG seeds |", "|---:|---:|---:|---:|---:|---:|---:|")
+    lines = ["**Edge vs cloud on held-out seeds** (train + held-out prompt templates; chance = real digits of "
+             "different classes, ceiling = real digits of the same class)", "",
+             "| variant " + head[0], "|---" + head[1]]
+    base = res.get("baselines") or {}
+    rows = [("chance (real, different class)", base.get("chance")), *((v, m["heldout"]) for v, m in
+                                                                   res["variants"].items()),
+            ("ceiling (real, same class)", base.get("ceiling"))]
+    for v, h in rows:
+        if h is None:
+            continue
+        if "psnr_db" not in h:   # a baseline row: consistency metrics only
+            lines.append(f"| {v} | {h.get('centred_cosine', float('nan')):.3f} | {_rate(h, 'label_agreement')} | – "
+                         f"| {h['feature_cosine']:.3f} | – | – | – |")
+        else:
+            lines.append(f"| {v} | {_row({'heldout': h, 'scg_seeds': res['variants'][v]['scg_seeds']})} |")
     stages = res["stages"]
     if res["rank_sweep"]:
         lines += ["", "**MAKD rank sweep**", "", "| rank " + head[0] + " LoRA params | s/step |",
@@ -63,7 +80,8 @@ def tables(res: dict) -> str:
                   "| bits " + head[0] + " package bytes |", "|---" + head[1] + "---:|"]
         for b, m in res["precision_sweep"].items():
             lines.append(f"| {b} | {_row(m)} | {m['package_bytes']} |")
-    lines += ["", "**Training seconds per step**", "", "| stage | steps | s/step | final loss |", "|---|---:|---:|---:|"]
+    lines += ["", "**Training seconds per step**", "", "| stage | steps | s/step | final loss |",
+              "|---|---:|---:|---:|"]
     for name, s in stages.items():
         if isinstance(s, dict):
             lines.append(f"| {name} | {s['steps']} | {s['seconds_per_step']:.3f} | {s['final_loss']:.4f} |")

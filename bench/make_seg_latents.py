@@ -15,7 +15,12 @@ the MAKD run's S_CG seeds (0…) and evaluation seeds (100 000…). Sampler: the
 
 ``--package`` takes the edge's metaword + G-LoRA and sampler settings from a downlink knowledge package
 (``shipped``: the package in ``dekag/miniature/checkpoints/downlink``) on the miniature world's edge instead
-of a MAKD run folder.
+of a MAKD run folder; with ``--edge-dir`` on any local diffusers edge the package was made for (SD 2.1,
+PixArt-Σ, ...; its latents, e.g. [N, 4, 64, 64] at 512 px), and ``--words`` names the classes of the
+prompts (default the ten digit words)::
+
+    python bench/make_seg_latents.py --package runs/pkg_sd21 --edge-dir models/sd21 --words dog,cat,car \
+        --per-class 300 --out runs/seg_sd21
 
 Writes ``<out>/latents.safetensors`` (``latents`` float32 [N, 4, 8, 8], scaled like the world's VAE latents;
 ``labels`` int64 [N]; ``seeds`` int64 [N]) and ``<out>/latents.json`` (MAKD run, prompts as given and as
@@ -35,18 +40,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import provenance  # noqa: E402
 from dekag import ldm  # noqa: E402
-from dekag.makd.align import aligned_edge, aligned_edge_latents, to_edge_prompt  # noqa: E402
+from dekag.makd.align import aligned_edge, aligned_edge_latents, apply_package, to_edge_prompt  # noqa: E402
 from dekag.makd.config import MakdConfig  # noqa: E402
 from dekag.makd.models import load_models  # noqa: E402
-from dekag.miniature.data import CLASS_WORDS, TRAIN_TEMPLATES, prompt_for  # noqa: E402
+from dekag.miniature.data import CLASS_WORDS, TRAIN_TEMPLATES  # noqa: E402
 
 
-def seg_prompts(per_class: int, seed0: int) -> tuple[list[str], list[int], list[int]]:
-    """(prompts, labels, seeds) for ``per_class`` samples of each of the ten classes, class-major."""
+def seg_prompts(per_class: int, seed0: int, words=CLASS_WORDS) -> tuple[list[str], list[int], list[int]]:
+    """(prompts, labels, seeds) for ``per_class`` samples of each class word in ``words``, class-major."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
-    items = [(prompt_for(c, TRAIN_TEMPLATES[j % len(TRAIN_TEMPLATES)]), c)
-             for c in range(len(CLASS_WORDS)) for j in range(per_class)]
+    items = [(TRAIN_TEMPLATES[j % len(TRAIN_TEMPLATES)].format(w), c)
+             for c, w in enumerate(words) for j in range(per_class)]
     return [p for p, _ in items], [c for _, c in items], [seed0 + k for k in range(len(items))]
 
 
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--makd-run", type=Path, help="MAKD run folder (config.toml, metaword/, makd_r*/)")
     src.add_argument("--package", help="downlink knowledge package folder, or 'shipped'")
+    ap.add_argument("--edge-dir", help="with --package: the local diffusers edge folder it was made for "
+                                       "(default the miniature world's edge)")
+    ap.add_argument("--words", default=",".join(CLASS_WORDS), help="comma-separated class words of the prompts")
     ap.add_argument("--out", type=Path, default=Path("runs/seg"), help="output folder")
     ap.add_argument("--per-class", type=int, default=200, help="samples per digit class (N = 10 × this)")
     ap.add_argument("--seed0", type=int, default=200_000, help="seed of the first sample; sample k uses seed0 + k")
@@ -65,10 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.package:
         return from_package(args)
     cfg = MakdConfig.load(args.makd_run / "config.toml")
-    if cfg.subject_word != CLASS_WORDS[cfg.subject_class]:
-        raise ValueError(f"MAKD subject word {cfg.subject_word!r} is not the world's word for class "
-                         f"{cfg.subject_class} ({CLASS_WORDS[cfg.subject_class]!r})")
-    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0)
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    if cfg.subject_word not in words:
+        raise ValueError(f"MAKD subject word {cfg.subject_word!r} is not among --words {words}")
+    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0, words)
 
     pipe = aligned_edge(load_models(cfg), args.makd_run, cfg)
     t0 = time.perf_counter()
@@ -78,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"makd_run": str(args.makd_run.resolve()), "variant": "makd", "rank": cfg.rank,
             "metaword": cfg.metaword, "subject_word": cfg.subject_word, "subject_class": cfg.subject_class,
             "num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale,
-            "scheduler": type(pipe.scheduler).__name__, "n": len(prompts), "per_class": len(prompts) // 10,
+            "scheduler": type(pipe.scheduler).__name__, "words": words, "n": len(prompts),
+            "per_class": len(prompts) // len(words),
             "templates": list(TRAIN_TEMPLATES), "seed0": args.seed0, "shape": list(latents.shape),
             "generation_seconds": round(seconds, 1), "prompts": prompts,
             "edge_prompts": [to_edge_prompt(p, cfg) for p in prompts], "labels": labels, "seeds": seeds}
@@ -86,23 +95,31 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def from_package(args: argparse.Namespace) -> dict:
-    """S_EG from a downlink package on the miniature world's edge (subject word → the package's metaword)."""
+    """S_EG from a downlink package on its edge (subject word → the package's metaword)."""
     from dekag.downlink import load_downlink
-    from dekag.miniature.world import load_world
+    from dekag.knowledge_package import base_model_from_folder
+    from dekag.miniature.world import CHECKPOINT_DIR, load_world
 
-    world = load_world()
-    dl = load_downlink(None if args.package == "shipped" else args.package, world=world)
-    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0)
+    if args.edge_dir:
+        edge = Path(args.edge_dir)
+        pipe = ldm.load_pipeline(edge)
+    else:
+        edge, pipe = CHECKPOINT_DIR / "edge", load_world().fresh_edge()
+    dl = load_downlink(None if args.package == "shipped" else args.package,
+                       expected_base=base_model_from_folder(edge, name="edge"))
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    prompts, labels, seeds = seg_prompts(2 if args.smoke else args.per_class, args.seed0, words)
     edge_prompts = [p.replace(dl.subject_word, dl.metaword) for p in prompts]
-    pipe = dl.aligned_edge(world)
+    apply_package(pipe, dl.package)
     t0 = time.perf_counter()
     latents = torch.cat([ldm.generate_latents(pipe, edge_prompts[i:i + 100], seeds[i:i + 100], **dl.sampling)
                          for i in range(0, len(prompts), 100)]).float().contiguous()
     seconds = time.perf_counter() - t0
     meta = {"package": args.package, "metaword": dl.metaword, "subject_word": dl.subject_word, **dl.sampling,
-            "n": len(prompts), "per_class": len(prompts) // 10, "templates": list(TRAIN_TEMPLATES),
-            "seed0": args.seed0, "shape": list(latents.shape), "generation_seconds": round(seconds, 1),
-            "prompts": prompts, "edge_prompts": edge_prompts, "labels": labels, "seeds": seeds}
+            "edge_dir": str(edge), "words": words, "n": len(prompts), "per_class": len(prompts) // len(words),
+            "templates": list(TRAIN_TEMPLATES), "seed0": args.seed0, "shape": list(latents.shape),
+            "generation_seconds": round(seconds, 1), "prompts": prompts, "edge_prompts": edge_prompts,
+            "labels": labels, "seeds": seeds}
     return save_latents(args.out, latents, labels, seeds, meta)
 
 

@@ -10,7 +10,10 @@ MAKD run) and transmission knowledge (the JSCC codec with CALA from a T-KA run) 
 >>> dl.codec.encode(latent, (12.0, 300e-9)).shape          # CALA gated on (SNR dB, delay spread s)
 torch.Size([1, 128])
 
-Build one from two runs with ``python -m dekag.downlink --makd runs/makd --tka runs/tka --out DIR``.
+Build one from two runs with ``python -m dekag.downlink --makd runs/makd --tka runs/tka --out DIR``; either
+half may come from an existing package instead (``--from-package`` for metaword + G-LoRA,
+``--jscc-from-package`` for the codec, e.g. to keep the shipped codec when only the alignment changes, or to
+pair a codec with a MAKD run on another edge whose latents have the same shape).
 """
 from __future__ import annotations
 
@@ -50,7 +53,8 @@ class Downlink:
     (``None`` in packages made before it was recorded: then each latent's own range)."""
 
     def aligned_edge(self, world):
-        """A fresh edge pipeline of ``world`` with the metaword and G-LoRA loaded the diffusers way."""
+        """A fresh edge pipeline of ``world`` (a miniature :class:`~dekag.miniature.world.World` or a
+        :class:`~dekag.model_set.ModelSet`: anything with ``fresh_edge()``) with the metaword and G-LoRA loaded."""
         from dekag.makd.align import apply_package
 
         pipe = world.fresh_edge()
@@ -66,18 +70,39 @@ class Downlink:
         return torch.stack(gates).mean(0).tolist() if gates else []
 
 
-def build_downlink(out: str | Path, makd_run_dir: str | Path | None, tka_run_dir: str | Path, *, cala_stage: str = "",
-                   edge_folder: str | Path | None = None, precision_bits: int = 16,
-                   from_package: str | Path | None = None, latent_peak: float | None = None) -> KnowledgePackage:
-    """Package a MAKD run's metaword + G-LoRA (or those of the package ``from_package``) and a T-KA run's
-    CALA codec for the edge model in ``edge_folder`` (default: the MAKD run's world edge, or the package's
-    base model); ``latent_peak`` is recorded as the peak of latent PSNR."""
+def _tka_part(tka_run_dir: str | Path | None, cala_stage: str, jscc_from: str | Path | None,
+              latent_peak: float | None) -> tuple[dict, dict]:
+    """(info, state dict) of the codec: a T-KA run's stage, or the ``jscc`` group of the package ``jscc_from``."""
+    if (tka_run_dir is None) == (jscc_from is None):
+        raise KnowledgePackageError("give exactly one codec source: a T-KA run folder or a package (jscc_from)")
+    if jscc_from is not None:
+        source = load_package(jscc_from)
+        info = dict(source.info["tka"])
+        if latent_peak is not None:
+            info["latent_peak"] = float(latent_peak)
+        return info, dict(source.groups["jscc"])
     from dekag.jscc.config import TkaConfig
     from dekag.jscc.train import load_stage
 
     tka_cfg = TkaConfig.load(Path(tka_run_dir) / "config.toml")
     stage = cala_stage or f"cala_{tka_cfg.cala.gate}"
     codec = load_stage(tka_run_dir, stage, tka_cfg)
+    gate = next(m.gate_kind for m in codec.modules() if isinstance(m, CalaLayer))
+    info = {"stage": stage, "codec": tka_cfg.codec.to_dict(), "cala": {**tka_cfg.cala.to_dict(), "gate": gate},
+            "link": tka_cfg.training.link, "condition_domain": tka_cfg.channel.condition_domain.to_dict(),
+            **({"latent_peak": float(latent_peak)} if latent_peak is not None else {})}
+    return info, dict(codec.state_dict())
+
+
+def build_downlink(out: str | Path, makd_run_dir: str | Path | None, tka_run_dir: str | Path | None, *,
+                   cala_stage: str = "", edge_folder: str | Path | None = None, precision_bits: int = 16,
+                   from_package: str | Path | None = None, latent_peak: float | None = None,
+                   jscc_from: str | Path | None = None) -> KnowledgePackage:
+    """Package a MAKD run's metaword + G-LoRA (or those of the package ``from_package``) and a T-KA run's
+    CALA codec (or the codec of the package ``jscc_from``) for the edge model in ``edge_folder`` (default: the
+    MAKD run's edge, or the package's base model); ``latent_peak`` is recorded as the peak of latent PSNR
+    (default with ``jscc_from``: that package's)."""
+    tka_info, jscc = _tka_part(tka_run_dir, cala_stage, jscc_from, latent_peak)
     if from_package is not None:
         source = load_package(from_package)
         makd_info, base = source.info["makd"], BaseModel(**source.manifest["base_model"])
@@ -88,12 +113,7 @@ def build_downlink(out: str | Path, makd_run_dir: str | Path | None, tka_run_dir
         makd_info, groups, base = _makd_part(makd_run_dir, edge_folder)
     else:
         raise KnowledgePackageError("need a MAKD run folder or a package to take metaword and G-LoRA from")
-    gate = next(m.gate_kind for m in codec.modules() if isinstance(m, CalaLayer))
-    info = {"makd": makd_info,
-            "tka": {"stage": stage, "codec": tka_cfg.codec.to_dict(), "cala": {**tka_cfg.cala.to_dict(), "gate": gate},
-                    "link": tka_cfg.training.link, "condition_domain": tka_cfg.channel.condition_domain.to_dict(),
-                    **({"latent_peak": float(latent_peak)} if latent_peak is not None else {})}}
-    return save_package(out, {**groups, "jscc": dict(codec.state_dict())}, base, precision_bits, info)
+    return save_package(out, {**groups, "jscc": jscc}, base, precision_bits, {"makd": makd_info, "tka": tka_info})
 
 
 def _makd_part(makd_run_dir: str | Path, edge_folder: str | Path | None) -> tuple[dict, dict, BaseModel]:
@@ -145,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--makd", help="MAKD run folder (dekag-testbed align)")
     src.add_argument("--from-package", help="take metaword + G-LoRA from this package ('shipped': the shipped one)")
-    p.add_argument("--tka", required=True, help="T-KA run folder (dekag-testbed train)")
+    codec = p.add_mutually_exclusive_group(required=True)
+    codec.add_argument("--tka", help="T-KA run folder (dekag-testbed train)")
+    codec.add_argument("--jscc-from-package", help="take the JSCC codec (and its T-KA info) from this package "
+                                                   "('shipped': the shipped one)")
     p.add_argument("--out", default=str(SHIPPED))
     p.add_argument("--stage", default="", help="T-KA stage to ship (default cala_<gate>)")
     p.add_argument("--bits", type=int, default=16, choices=[16, 8, 4, 2])
@@ -156,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         from dekag.jscc.latents import latent_file
         z = latent_file(a.latents).latents
         peak = float(z.max() - z.min())
-    source = (SHIPPED if a.from_package == "shipped" else a.from_package) if a.from_package else None
-    pkg = build_downlink(a.out, a.makd, a.tka, cala_stage=a.stage, precision_bits=a.bits, from_package=source,
-                         latent_peak=peak)
+    def named(value):
+        return (SHIPPED if value == "shipped" else value) if value else None
+
+    pkg = build_downlink(a.out, a.makd, a.tka, cala_stage=a.stage, precision_bits=a.bits,
+                         from_package=named(a.from_package), latent_peak=peak, jscc_from=named(a.jscc_from_package))
     print(f"{pkg.folder}: {pkg.total_bytes} bytes, groups {sorted(pkg.groups)}")
     return 0
 

@@ -1,6 +1,8 @@
 """Latent diffusion pipelines from local diffusers folders (real scale and miniature alike; no download).
 
-Latents are *scaled* latents (what the UNet denoises, ``vae.encode(x).latent_dist.sample() · scaling_factor``),
+Any text-to-image family with a UNet or a transformer denoiser (:mod:`dekag.denoiser`): SD 1.x/2.x, SDXL,
+PixArt-Σ, the miniature world. Latents are *scaled* latents (what the denoiser denoises,
+``vae.encode(x).latent_dist.sample() · scaling_factor``),
 shape ``[B, C, H/f, W/f]``; images are float ``[B, 3, H, W]`` in [-1, 1].
 
 >>> pipe = load_pipeline("path/to/edge")                                    # doctest: +SKIP
@@ -9,11 +11,13 @@ shape ``[B, C, H/f, W/f]``; images are float ``[B, 3, H, W]`` in [-1, 1].
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from dekag import denoiser
 from dekag.errors import DekagError
 
 
@@ -36,8 +40,10 @@ def load_pipeline(folder: str | Path, *, vae=None, torch_dtype: torch.dtype = to
     if vae is None and not (folder / "vae").is_dir():
         raise PipelineFolderError(f"{folder} has no vae/ folder: pass the shared VAE with vae=...")
     kwargs = {"vae": vae} if vae is not None else {}
-    pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, local_files_only=True,
-                                             safety_checker=None, requires_safety_checker=False, **kwargs)
+    if "safety_checker" in json.loads((folder / "model_index.json").read_text()):
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, local_files_only=True, **kwargs)
+    denoiser.denoiser_name(pipe)  # refuses pipelines without a UNet or transformer denoiser
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -60,18 +66,21 @@ def _generators(seeds: Sequence[int], device) -> list[torch.Generator]:
 def generate_latents(pipe, prompts: Sequence[str], seeds: Sequence[int], *, num_inference_steps: int = 25,
                      guidance_scale: float = 3.0, height: int | None = None, width: int | None = None,
                      batch_size: int = 64) -> torch.Tensor:
-    """Scaled latents ``[len(prompts), C, h, w]``; sample ``i`` depends only on ``prompts[i]`` and ``seeds[i]``."""
+    """Scaled latents ``[len(prompts), C, h, w]`` (``h = height / vae_scale_factor``; default the denoiser's native
+    size); sample ``i`` depends only on ``prompts[i]`` and ``seeds[i]``."""
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     if len(prompts) == 0:
         raise ValueError("no prompts given")
-    height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    height = height or denoiser.image_size(pipe)
+    width = width or denoiser.image_size(pipe)
+    extra = denoiser.call_kwargs(pipe)
     out = []
     for i in range(0, len(prompts), batch_size):
         out.append(pipe(list(prompts[i:i + batch_size]), height=height, width=width,
                         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                        generator=_generators(seeds[i:i + batch_size], pipe.device), output_type="latent").images)
+                        generator=_generators(seeds[i:i + batch_size], pipe.device), output_type="latent",
+                        **extra).images)
     return torch.cat(out)
 
 

@@ -5,6 +5,11 @@
 * Real scale: :class:`ImageFeatureModel` wraps a DINO/DINOv2/ViT or CLIP model loaded from a *local*
   transformers folder (no download) and gives image-feature cosine the same way.
 * :func:`psnr_ssim` via torchmetrics.
+* What a consistency figure means: :func:`consistency` adds the *centred* cosine (features minus the mean
+  feature of real images, so an unrelated pair scores about 0, not 0.9 as non-negative features do);
+  :func:`real_image_baselines` gives every metric's *chance* (real images of different classes) and
+  *ceiling* (real images of the same class); :func:`wilson_interval` a confidence interval for a rate
+  (label agreement, classifier accuracy) over samples drawn with different seeds.
 
 Images everywhere are float ``[B, 3, H, W]`` in [-1, 1].
 """
@@ -43,6 +48,60 @@ def psnr_ssim(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     a01, b01 = (a.float().clamp(-1, 1) + 1) / 2, (b.float().clamp(-1, 1) + 1) / 2
     return {"psnr_db": peak_signal_noise_ratio(a01, b01, data_range=1.0).item(),
             "ssim": structural_similarity_index_measure(a01, b01, data_range=1.0).item()}
+
+
+@torch.no_grad()
+def consistency(features, a: torch.Tensor, b: torch.Tensor, centre: torch.Tensor | None = None,
+                classify=None) -> dict[str, float]:
+    """Consistency of image pairs ``a[i]``, ``b[i]`` under ``features(images) → [B, D]``: mean
+    ``feature_cosine``; ``centred_cosine`` (the cosine of ``f − centre``, ``centre`` ``[D]`` the mean
+    feature of real images) when ``centre`` is given; ``label_agreement`` when ``classify(images) → [B]``
+    labels is given."""
+    _check_pair(a, b)
+    fa, fb = features(a).float(), features(b).float()
+    out = {"feature_cosine": F.cosine_similarity(fa, fb, dim=1).mean().item()}
+    if centre is not None:
+        c = centre.to(fa)
+        out["centred_cosine"] = F.cosine_similarity(fa - c, fb - c, dim=1).mean().item()
+    if classify is not None:
+        out["label_agreement"] = (classify(a) == classify(b)).float().mean().item()
+    return out
+
+
+@torch.no_grad()
+def real_image_baselines(features, images: torch.Tensor, labels: torch.Tensor, n_pairs: int = 512, seed: int = 0,
+                         classify=None) -> dict[str, dict[str, float]]:
+    """``{"chance": ..., "ceiling": ..., "centre": [D] list}`` for :func:`consistency` on real images
+    ``[N, 3, H, W]`` with class ``labels`` ``[N]``: ``n_pairs`` random pairs of *different* classes (chance:
+    what an unrelated image scores) and of the *same* class (ceiling: what two real members of one class
+    score). The centre is the mean feature of all ``images``."""
+    if images.shape[0] != labels.shape[0] or labels.unique().numel() < 2:
+        raise ValueError("need real images with labels of at least two classes")
+    gen = torch.Generator().manual_seed(seed)
+    centre = torch.cat([features(images[i:i + 256]).float() for i in range(0, len(images), 256)]).mean(0)
+    out: dict = {}
+    for name, same in (("chance", False), ("ceiling", True)):
+        i = torch.randint(len(labels), (n_pairs,), generator=gen)
+        j = torch.empty_like(i)
+        for k, first in enumerate(i.tolist()):
+            pool = torch.nonzero((labels == labels[first]) == same).flatten()
+            pool = pool[pool != first]
+            j[k] = pool[torch.randint(len(pool), (1,), generator=gen)]
+        out[name] = {**consistency(features, images[i], images[j], centre, classify), "pairs": n_pairs}
+    out["centre"] = centre
+    return out
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % for ``z`` = 1.96) of a rate ``successes / n`` (e.g. label agreement over
+    ``n`` images generated with ``n`` different seeds)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes}/{n}")
+    p = successes / n
+    denom = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / denom
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 class ImageFeatureModel:

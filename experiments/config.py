@@ -3,7 +3,8 @@
 ``dekag-testbed run`` with no ``--config`` uses the embedded default (:func:`default_config`): the
 ZeroMQ virtual RF between three local processes, the Sionna emulator with hardware impairments on,
 an SNR/delay-spread schedule that changes every few frames so CALA has something to adapt to, and the
-shipped miniature models. ``dekag-testbed config`` prints it as a starting point for a lab file.
+shipped miniature models (``[models]``: local diffusers folders of any other edge and cloud).
+``dekag-testbed config`` prints it as a starting point for a lab file.
 
 Every value is checked when a config is built or loaded (types, finiteness, ranges, with the key named)
 and a config is read-only afterwards; a changed one is made with ``cfg.replace(section={key: value})``.
@@ -117,7 +118,8 @@ class EdgeSection(TomlConfig):
         num_frames: images to send (one frame each).
         prompts: prompts cycled over frames; ``{metaword}`` is replaced by the knowledge package's metaword.
         seed: first generation seed (frame ``i`` uses ``seed + i``).
-        knowledge_package: folder of the downlink knowledge package; empty = the shipped miniature one.
+        knowledge_package: folder of the downlink knowledge package; empty = the shipped miniature one
+            (then ``[models]`` must be the miniature world too).
         condition: ``feedback`` (latest CSI from the user, else fallback) or ``fixed`` (always the fallback).
         feedback_wait_s: before encoding frame k the edge waits up to this long for the user's report on
             frame k-1 (so CSI is at most one frame old while the user keeps up).
@@ -163,9 +165,46 @@ class UserSection(TomlConfig):
 
 
 @dataclass
+class ModelsSection(TomlConfig):
+    """The models the nodes load (:func:`dekag.model_set.load_model_set`). All empty = the shipped miniature
+    world. Real scale: local folders on each host, nothing downloaded.
+
+    Attributes:
+        edge_dir: diffusers pipeline folder of the edge model (UNet or transformer denoiser, e.g. SD 2.1); the
+            knowledge package (``edge.knowledge_package``) must have been made for it.
+        cloud_dir: diffusers pipeline folder of the cloud model (e.g. PixArt-Σ): the edge's reference images.
+        vae_dir: ``AutoencoderKL`` folder the latents are decoded with; empty = the edge pipeline's VAE.
+        feature_model_dir: transformers DINO/DINOv2/ViT/CLIP folder for the consistency metric.
+        device: torch device of the models (``cpu``, ``cuda``, ``cuda:1``).
+    """
+
+    edge_dir: str = ""
+    cloud_dir: str = ""
+    vae_dir: str = ""
+    feature_model_dir: str = ""
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        needed = {"edge_dir": self.edge_dir, "cloud_dir": self.cloud_dir, "feature_model_dir": self.feature_model_dir}
+        if (any(needed.values()) or self.vae_dir) and not all(needed.values()):
+            missing = sorted(k for k, v in needed.items() if not v)
+            raise ConfigError(f"models: local models need edge_dir, cloud_dir and feature_model_dir; missing "
+                              f"{missing} (leave all empty for the miniature world)")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"models.device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+    @property
+    def miniature(self) -> bool:
+        return not self.edge_dir
+
+
+@dataclass
 class TestbedConfig(TomlConfig):
     """Everything a run needs. Sections: ``frame``, ``receiver``, ``link``, ``channel``, ``feedback``,
-    ``edge``, ``user``; plus ``seed`` and ``name``."""
+    ``edge``, ``user``, ``models``; plus ``seed`` and ``name``."""
 
     __test__ = False  # not a pytest class
 
@@ -178,6 +217,15 @@ class TestbedConfig(TomlConfig):
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     edge: EdgeSection = field(default_factory=EdgeSection)
     user: UserSection = field(default_factory=UserSection)
+    models: ModelsSection = field(default_factory=ModelsSection)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.models.miniature and not self.edge.knowledge_package:
+            raise ConfigError("models: local edge/cloud folders need edge.knowledge_package (the shipped package "
+                              "is made for the miniature edge; build one with dekag-testbed build-package)")
 
 
 def default_config() -> TestbedConfig:

@@ -1,7 +1,9 @@
 """The ``dekag`` side of the nodes: what the edge generates and encodes, what the user decodes and measures.
 
-Both runtimes load the miniature world (or a real-scale one, through the same code path) and the
-downlink knowledge package (metaword + G-LoRA + JSCC codec with CALA, :mod:`dekag.downlink`).
+Both runtimes load the models of ``[models]`` (:func:`dekag.model_set.load_model_set`: the miniature world,
+or local diffusers folders of any edge and cloud, UNet or transformer, through the same code path) and the
+downlink knowledge package (metaword + G-LoRA + JSCC codec with CALA, :mod:`dekag.downlink`), verified
+against the edge model it was made for.
 
 The radio receiver returns MMSE (biased) symbol estimates ``ŝ`` with error variance ``e`` per symbol;
 the JSCC decoder reads unbiased estimates with effective noise ``N/|H|²``.
@@ -25,8 +27,9 @@ import torch  # noqa: E402
 from dekag import ldm  # noqa: E402
 from dekag.downlink import Downlink, load_downlink  # noqa: E402
 from dekag.jscc import symbols_from_numpy, symbols_to_numpy  # noqa: E402
-from dekag.metrics import feature_consistency, psnr_ssim  # noqa: E402
-from dekag.miniature.world import World, load_world  # noqa: E402
+from dekag.knowledge_package import KnowledgePackageError  # noqa: E402
+from dekag.metrics import consistency, psnr_ssim  # noqa: E402
+from dekag.model_set import ModelSet, load_model_set  # noqa: E402
 from experiments.config import TestbedConfig  # noqa: E402
 from experiments.frame_link import unbiased  # noqa: E402
 
@@ -41,6 +44,20 @@ def save_png(image: np.ndarray, path: Path) -> None:
     plt.imsave(path, np.clip(image, 0, 1))
 
 
+def _load(config: TestbedConfig) -> tuple[ModelSet, Downlink]:
+    """The ``[models]`` and the verified knowledge package, with the codec's latent shape checked."""
+    torch.set_num_threads(1)
+    m = config.models
+    models = load_model_set(m.edge_dir, m.cloud_dir, m.vae_dir, m.feature_model_dir, device=m.device)
+    downlink = load_downlink(config.edge.knowledge_package or None, expected_base=models.edge_base)
+    codec = downlink.codec.config
+    shape = (codec.latent_channels, codec.latent_height, codec.latent_width)
+    if shape != models.latent_shape:
+        raise KnowledgePackageError(f"{downlink.package.folder}: the codec takes latents {shape} but the edge in "
+                                    f"[models] makes {models.latent_shape}; use a package made for this edge")
+    return models, downlink
+
+
 def _gates(downlink: Downlink, snr_db: float, delay_spread_s: float) -> list[float]:
     return [round(float(g), 4) for g in downlink.gate_weights(snr_db, delay_spread_s)]
 
@@ -48,18 +65,16 @@ def _gates(downlink: Downlink, snr_db: float, delay_spread_s: float) -> list[flo
 class EdgeRuntime:
     """Generation with the aligned edge model and JSCC encoding with CALA (the edge node's ``knowledge``)."""
 
-    def __init__(self, world: World, downlink: Downlink, images_dir: Path):
-        self.world = world
+    def __init__(self, models: ModelSet, downlink: Downlink, images_dir: Path):
+        self.models = models
         self.downlink = downlink
-        self.pipe = downlink.aligned_edge(world)
+        self.pipe = downlink.aligned_edge(models)
         self.images_dir = images_dir
         self.condition_domain = downlink.condition_domain
 
     @classmethod
     def load(cls, config: TestbedConfig, images_dir: Path) -> EdgeRuntime:
-        torch.set_num_threads(1)
-        world = load_world()
-        return cls(world, load_downlink(config.edge.knowledge_package or None, world=world), images_dir)
+        return cls(*_load(config), images_dir)
 
     def prompt(self, template: str) -> str:
         return template.format(metaword=self.downlink.metaword, subject=self.downlink.subject_word)
@@ -75,9 +90,10 @@ class EdgeRuntime:
         from safetensors.torch import save_file
 
         cloud_prompt = prompt.replace(self.downlink.metaword, self.downlink.subject_word)
-        cloud_latent = ldm.generate_latents(self.world.cloud, [cloud_prompt], [seed], **self.downlink.sampling)
-        edge_image = ldm.decode_latents(self.world.vae, latent)
-        cloud_image = ldm.decode_latents(self.world.vae, cloud_latent)
+        cloud = self.models.cloud
+        cloud_latent = ldm.generate_latents(cloud, [cloud_prompt], [seed], **self.downlink.sampling)
+        edge_image = ldm.decode_latents(self.models.vae, latent)
+        cloud_image = ldm.decode_latents(cloud.vae, cloud_latent)
         save_file({"latent": latent.contiguous(), "edge_image": edge_image.contiguous(),
                    "cloud_image": cloud_image.contiguous()}, str(path))
         stem = path.stem
@@ -94,17 +110,19 @@ class EdgeRuntime:
 class UserRuntime:
     """JSCC decoding with CALA gated on a condition, VAE decoding and metrics (the user node's ``knowledge``)."""
 
-    def __init__(self, world: World, downlink: Downlink):
-        self.world = world
+    def __init__(self, models: ModelSet, downlink: Downlink):
+        self.models = models
         self.downlink = downlink
         self.num_symbols = downlink.codec.num_symbols
         self.condition_domain = downlink.condition_domain
+        self.centre = None
+        if models.real is not None:
+            images = models.real[0]
+            self.centre = torch.cat([models.features(images[i:i + 512]) for i in range(0, len(images), 512)]).mean(0)
 
     @classmethod
     def load(cls, config: TestbedConfig) -> UserRuntime:
-        torch.set_num_threads(1)
-        world = load_world()
-        return cls(world, load_downlink(config.edge.knowledge_package or None, world=world))
+        return cls(*_load(config))
 
     @torch.no_grad()
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, snr_db: float,
@@ -116,14 +134,15 @@ class UserRuntime:
 
     @torch.no_grad()
     def to_image(self, latent: torch.Tensor) -> torch.Tensor:
-        return ldm.decode_latents(self.world.vae, latent)
+        return ldm.decode_latents(self.models.vae, latent)
 
     @torch.no_grad()
     def measure(self, latent: torch.Tensor, image: torch.Tensor | None, reference_path: Path) -> dict:
         """Latent PSNR against the sent latent (peak: the package's ``latent_peak``, the range of the latents
         the codec was trained on; packages without one use the sent latent's own range); image PSNR/SSIM
-        against the edge's clean image; consistency (feature cosine, label agreement) against the cloud's
-        image. Empty without a reference."""
+        against the edge's clean image; consistency against the cloud's image: feature cosine, centred cosine
+        (features minus the mean feature of real images, where the models have real images) and label
+        agreement (where they have a classifier). Empty without a reference."""
         from safetensors.torch import load_file
 
         if not Path(reference_path).is_file():
@@ -136,8 +155,15 @@ class UserRuntime:
         if image is not None:
             q = psnr_ssim(image, ref["edge_image"])
             out.update(psnr_image_db=q["psnr_db"], ssim=q["ssim"])
-            c = feature_consistency(self.world.features, image, ref["cloud_image"])
-            out.update(consistency_cos=c["feature_cosine"], label_agree=c["label_agreement"])
+            cloud = ref["cloud_image"]
+            if cloud.shape != image.shape:
+                cloud = torch.nn.functional.interpolate(cloud, size=image.shape[-2:], mode="bilinear")
+            c = consistency(self.models.features, image, cloud, self.centre, self.models.classify)
+            out["consistency_cos"] = c["feature_cosine"]
+            if "centred_cosine" in c:
+                out["consistency_centred"] = c["centred_cosine"]
+            if "label_agreement" in c:
+                out["label_agree"] = c["label_agreement"]
         return out
 
     def save_image(self, image: torch.Tensor, path: Path) -> None:

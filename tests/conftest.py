@@ -1,6 +1,6 @@
 """Shared pytest configuration: the ``hardware`` tier runs only with a Pluto URI; the backends the calibration
 tests run their routines on (here rather than in ``tests/calibration/conftest.py``: with ``--doctest-modules``
-two ``conftest`` modules in package-less folders collide)."""
+two ``conftest`` modules in package-less folders collide); tiny real-architecture model folders (session)."""
 from __future__ import annotations
 
 import os
@@ -54,3 +54,30 @@ def fake_pluto():
     yield make
     for backend in opened:
         backend.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Tiny random-weight folders of the real architectures (:mod:`dekag.tiny_folders`): ``sd21_edge``
+    (UNet), ``pixart_cloud`` and ``pixart_edge`` (transformer), ``vit_features``. Built once per session."""
+    import torch
+
+    from dekag.ldm import quiet_library_output
+    from dekag.tiny_folders import build_tiny_folders
+
+    torch.set_num_threads(1)
+    quiet_library_output()
+    return build_tiny_folders(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tiny_folders: dict, tmp_path_factory: pytest.TempPathFactory):
+    """A downlink package for the tiny SD-2.1-like edge: a MAKD run of a few steps against the PixArt-like
+    cloud, with the shipped JSCC codec (both make 4×8×8 latents). Returns its folder."""
+    from dekag.downlink import SHIPPED, build_downlink
+    from dekag.makd.align import run_makd
+    from dekag.tiny_folders import tiny_makd_config
+
+    root = tmp_path_factory.mktemp("tiny_package")
+    run_makd(tiny_makd_config(tiny_folders, variants=["makd"]), root / "makd")
+    return build_downlink(root / "package", root / "makd", None, jscc_from=SHIPPED).folder

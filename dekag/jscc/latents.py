@@ -57,16 +57,32 @@ def standin_latents(seed: int = 0) -> LatentSet:
                      decode_image, 1.0)
 
 
+def load_vae(folder: str):
+    """An ``AutoencoderKL`` from a local folder: the VAE's own folder or a pipeline folder with ``vae/``."""
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL
+
+    path = Path(folder)
+    path = path / "vae" if (path / "vae" / "config.json").is_file() else path
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no AutoencoderKL here (need config.json, or a pipeline folder with vae/)")
+    return AutoencoderKL.from_pretrained(path, local_files_only=True).eval()
+
+
 def latent_file(path: str, key: str = "latents", vae=None) -> LatentSet:
-    """Latents [N, C, H, W] from a safetensors file (e.g. aligned-edge latents S_EG saved by MAKD), decoded
-    by the miniature world's VAE when their shape is the VAE's ([N, 4, 8, 8])."""
+    """Latents [N, C, H, W] from a safetensors file (e.g. aligned-edge latents S_EG saved by MAKD), decoded by
+    ``vae`` (any size; e.g. SD's 4×64×64) or, for 4×8×8 latents without one, the miniature world's VAE."""
     from safetensors.torch import load_file
 
     tensors = load_file(path)
     if key not in tensors or tensors[key].dim() != 4:
         raise ValueError(f"{path}: need a 4-D tensor under key {key!r}; found {sorted(tensors)}")
     z = tensors[key].float().contiguous()
-    decoder = vae_latents(vae, images=torch.zeros(1, 3, 32, 32)) if tuple(z.shape[1:]) == (4, 8, 8) else None
+    decoder = None
+    if vae is not None or tuple(z.shape[1:]) == (4, 8, 8):
+        scale = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 4
+        decoder = vae_latents(vae, images=torch.zeros(1, 3, z.shape[2] * scale, z.shape[3] * scale))
     return LatentSet(z, f"latent file {path}[{key}]", decoder.decode_image if decoder else None,
                      decoder.image_range if decoder else 1.0)
 

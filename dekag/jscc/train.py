@@ -317,12 +317,15 @@ def main(argv: list[str] | None = None, links: dict[str, Callable[[TkaConfig], L
     parser.add_argument("--source", choices=("vae", "standin"), default="vae",
                         help="latents: miniature world VAE latents (default) or the digits stand-in")
     parser.add_argument("--latents", help="latents file instead of --source (e.g. S_EG, runs/seg/latents.safetensors)")
+    parser.add_argument("--vae", help="with --latents: a diffusers AutoencoderKL folder, or a pipeline folder with "
+                                      "vae/, that decodes them (image PSNR); default the miniature world's VAE "
+                                      "for 4×8×8 latents")
     parser.add_argument("--only", nargs="+", help="train only these stages (and the stages they start from)")
     args = parser.parse_args(argv)
     cfg = TkaConfig.load(args.config) if args.config else TkaConfig()
-    from dekag.jscc.latents import latent_file, standin_latents, vae_latents
+    from dekag.jscc.latents import latent_file, load_vae, standin_latents, vae_latents
     if args.latents:
-        latents = latent_file(args.latents)
+        latents = latent_file(args.latents, vae=load_vae(args.vae) if args.vae else None)
     else:
         latents = vae_latents() if args.source == "vae" else standin_latents(cfg.training.seed)
     factory = (links or {}).get(cfg.training.link)

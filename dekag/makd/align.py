@@ -9,7 +9,8 @@
 5. Evaluation on held-out seeds (training templates and held-out templates) of: none / metaword / lora /
    makd, the rank sweep, and the knowledge package at each precision of ``precision_sweep``.
 
-Every artefact is in diffusers' formats (``<stage>/learned_embeds.safetensors``,
+The edge and cloud may be any text-to-image family with a UNet or a transformer denoiser
+(:mod:`dekag.denoiser`). Every artefact is in diffusers' formats (``<stage>/learned_embeds.safetensors``,
 ``<stage>/pytorch_lora_weights.safetensors``) and the MAKD knowledge package is written to ``package/``.
 Stages checkpoint every ``checkpoint_every`` steps; rerunning with the same ``out_dir`` resumes.
 """
@@ -25,18 +26,25 @@ import torch
 from tqdm import tqdm
 
 from common import ConfigError, provenance
-from dekag import ldm
+from dekag import denoiser, ldm, metrics
 from dekag.knowledge_package import KnowledgePackage, load_package, save_package
 from dekag.makd.checkpoint import load_checkpoint, save_checkpoint
 from dekag.makd.config import MakdConfig
-from dekag.makd.glora import add_glora, glora_state_dict, save_glora, set_glora_state, train_glora
+from dekag.makd.glora import (
+    LORA_FILE,
+    add_glora,
+    glora_state_dict,
+    load_glora,
+    save_glora,
+    set_glora_state,
+    train_glora,
+)
 from dekag.makd.loss import noise_prediction_loss
-from dekag.makd.metaword import add_metaword, save_metaword, train_metaword
+from dekag.makd.metaword import add_metaword, load_metaword, save_metaword, train_metaword
 from dekag.makd.models import AlignmentModels, _match_size, load_models
 from dekag.makd.precision import frozen_weight_dtype, make_accelerator
 
 _TI_FILE = "learned_embeds.safetensors"
-_LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 # ---------------------------------------------------------------- S_CG
@@ -54,7 +62,7 @@ def build_scg(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
                                              guidance_scale=cfg.guidance_scale)
         images = ldm.decode_latents(models.cloud.vae, cloud_latents).float().cpu()
         edge = models.fresh_edge()
-        size = edge.unet.config.sample_size * edge.vae_scale_factor
+        size = denoiser.image_size(edge)
         edge_in = _match_size(images, torch.empty(1, 3, size, size))
         latents = ldm.encode_images(edge.vae, edge_in, torch.Generator().manual_seed(cfg.seed)).float().cpu()
         save_file({"images": images.contiguous(), "edge_latents": latents.contiguous()}, str(path))
@@ -63,19 +71,41 @@ def build_scg(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
     return data
 
 
+def build_prior(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict:
+    """The prior set of prior preservation: the *unaligned edge's* own latents for ``cfg.prior_words``
+    (``n_prior_images`` each, training templates cycled, seeds ``prior_seed…``), with their prompts; cached in
+    ``run_dir/prior.safetensors``. ``{"latents": [N, C, h, w], "prompts": [N]}``."""
+    from safetensors.torch import load_file, save_file
+
+    prompts = [cfg.train_templates[j % len(cfg.train_templates)].format(w)
+               for w in cfg.prior_words for j in range(cfg.n_prior_images)]
+    path = run_dir / "prior.safetensors"
+    if not path.is_file():
+        z = ldm.generate_latents(models.fresh_edge(), prompts, [cfg.prior_seed + k for k in range(len(prompts))],
+                                 num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale)
+        save_file({"latents": z.float().cpu().contiguous()}, str(path))
+    return {"latents": load_file(str(path))["latents"], "prompts": prompts}
+
+
 # ---------------------------------------------------------------- training stages
-def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator):
+def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, prior: dict | None = None):
+    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × the
+    same loss on a batch of the prior set (DreamBooth's prior preservation)."""
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
-    latents = scg["edge_latents"].to(pipe.device, pipe.unet.dtype)
+    dtype = denoiser.denoiser(pipe).dtype
+    latents = scg["edge_latents"].to(pipe.device, dtype)
     prompts = [cfg.train_templates[i].format(word) for i in scg["template_index"]]
 
-    def loss() -> torch.Tensor:
-        idx = torch.randint(0, len(prompts), (cfg.batch_size,), generator=gen)
-        return noise_prediction_loss(pipe, latents[idx], [prompts[i] for i in idx.tolist()], ddpm, gen)
+    def batch_loss(z: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
+        return noise_prediction_loss(pipe, z[idx], [texts[i] for i in idx.tolist()], ddpm, gen)
 
-    return loss
+    if prior is None:
+        return lambda: batch_loss(latents, prompts)
+    prior_latents = prior["latents"].to(pipe.device, dtype)
+    return lambda: batch_loss(latents, prompts) + cfg.prior_loss_weight * batch_loss(prior_latents, prior["prompts"])
 
 
 def _run_stage(name: str, run_dir: Path, cfg: MakdConfig, steps: int, trainer, get_state, set_state,
@@ -114,11 +144,11 @@ def _stage_gen(cfg: MakdConfig, stage: str) -> torch.Generator:
 
 
 def _training_edge(models: AlignmentModels, cfg: MakdConfig):
-    """A fresh edge pipeline whose UNet and VAE hold ``cfg.mixed_precision``'s frozen-weight dtype."""
+    """A fresh edge pipeline whose denoiser and VAE hold ``cfg.mixed_precision``'s frozen-weight dtype."""
     pipe = models.fresh_edge()
     dtype = frozen_weight_dtype(cfg.mixed_precision, cfg.device)
     if dtype != torch.float32:
-        pipe.unet.to(dtype)
+        denoiser.denoiser(pipe).to(dtype)
         pipe.vae.to(dtype)
     return pipe
 
@@ -150,8 +180,9 @@ def train_metaword_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path
 
 
 def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, scg: dict, rank: int,
-                     with_metaword: bool) -> dict:
-    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word).
+                     with_metaword: bool, prior: dict | None = None) -> dict:
+    """Stage "makd_r<rank>" (metaword loaded and fixed) or "lora_r<rank>" (plain subject word), with prior
+    preservation on the ``prior`` set (:func:`build_prior`) when given.
     Frozen weights in ``cfg.mixed_precision``'s dtype, the LoRA params in float32 (``cast_training_params``)."""
     from diffusers.training_utils import cast_training_params
 
@@ -161,19 +192,20 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
         return json.loads((out / "stats.json").read_text())
     pipe = _training_edge(models, cfg)
     if with_metaword:
-        pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
-    pipe.text_encoder.to(pipe.unet.dtype)
-    params = add_glora(pipe.unet, rank, seed=_stage_seed(cfg, f"{name}/init"))
-    cast_training_params(pipe.unet, torch.float32)
+        load_metaword(pipe, _load_tensors(run_dir / "metaword" / _TI_FILE))
+    net, prefix = denoiser.denoiser(pipe), denoiser.denoiser_name(pipe)
+    pipe.text_encoder.to(net.dtype)
+    params = add_glora(net, rank, seed=_stage_seed(cfg, f"{name}/init"))
+    cast_training_params(net, torch.float32)
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, name)
-    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen)
+    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen, prior)
     stats = _run_stage(name, run_dir, cfg, cfg.lora_steps,
                        lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o, accelerator),
-                       lambda: glora_state_dict(pipe.unet), lambda t: set_glora_state(pipe.unet, t), gen)
+                       lambda: glora_state_dict(net, prefix), lambda t: set_glora_state(net, t), gen)
     stats["lora_params"] = sum(p.numel() for p in params)
-    save_glora(pipe.unet, out)
+    save_glora(net, out, prefix)
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     return stats
 
@@ -181,35 +213,39 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
 # ---------------------------------------------------------------- aligned edge
 def aligned_edge(models_or_fresh_edge, run_dir: str | Path, cfg: MakdConfig, variant: str = "makd",
                  rank: int | None = None):
-    """A fresh edge pipeline with the run's artefacts loaded the diffusers way (``load_textual_inversion``,
-    ``load_lora_weights``). ``variant`` is one of none / metaword / lora / makd."""
+    """A fresh edge pipeline with the run's artefacts loaded (:func:`~dekag.makd.metaword.load_metaword`,
+    :func:`~dekag.makd.glora.load_glora`). ``variant`` is one of none / metaword / lora / makd."""
     fresh = getattr(models_or_fresh_edge, "fresh_edge", models_or_fresh_edge)
     run_dir, rank = Path(run_dir), rank or cfg.rank
-    pipe = fresh()
-    if variant in ("metaword", "makd"):
-        pipe.load_textual_inversion(str(run_dir / "metaword" / _TI_FILE), token=cfg.metaword)
-    if variant in ("lora", "makd"):
-        pipe.load_lora_weights(str(run_dir / f"{variant}_r{rank}"), weight_name=_LORA_FILE)
     if variant not in ("none", "metaword", "lora", "makd"):
         raise ValueError(f"unknown variant {variant!r}")
+    pipe = fresh()
+    if variant in ("metaword", "makd"):
+        load_metaword(pipe, _load_tensors(run_dir / "metaword" / _TI_FILE))
+    if variant in ("lora", "makd"):
+        load_glora(pipe, _load_tensors(run_dir / f"{variant}_r{rank}" / LORA_FILE))
     return pipe
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 def makd_groups(run_dir: str | Path, cfg: MakdConfig, rank: int | None = None) -> dict[str, dict[str, torch.Tensor]]:
     """The float32 tensor groups of a MAKD run for a knowledge package: ``metaword`` and ``glora``."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
-    return {"metaword": load_file(str(run_dir / "metaword" / _TI_FILE)),
-            "glora": load_file(str(run_dir / f"makd_r{rank or cfg.rank}" / _LORA_FILE))}
+    return {"metaword": _load_tensors(run_dir / "metaword" / _TI_FILE),
+            "glora": _load_tensors(run_dir / f"makd_r{rank or cfg.rank}" / LORA_FILE)}
 
 
 def apply_package(pipe, package: KnowledgePackage) -> None:
-    """Load a knowledge package's ``metaword`` and ``glora`` groups into an edge pipeline."""
+    """Load a knowledge package's ``metaword`` and ``glora`` groups into a fresh edge pipeline."""
     if "metaword" in package.groups:
-        pipe.load_textual_inversion(dict(package.groups["metaword"]))
+        load_metaword(pipe, dict(package.groups["metaword"]))
     if "glora" in package.groups:
-        pipe.load_lora_weights(dict(package.groups["glora"]))
+        load_glora(pipe, dict(package.groups["glora"]))
 
 
 def to_edge_prompt(prompt: str, cfg: MakdConfig) -> str:
@@ -219,8 +255,9 @@ def to_edge_prompt(prompt: str, cfg: MakdConfig) -> str:
 
 def aligned_edge_latents(run_dir: str | Path, prompts: Sequence[str], seeds: Sequence[int],
                          cfg: MakdConfig | None = None, pipe=None) -> torch.Tensor:
-    """Scaled latents ``[B, 4, 8, 8]`` (miniature) of the MAKD-aligned edge for ``prompts`` naming the subject
-    with its plain word (it is swapped for the metaword); ``cfg`` defaults to ``run_dir/config.toml``."""
+    """Scaled latents ``[B, C, h, w]`` (miniature: ``[B, 4, 8, 8]``) of the MAKD-aligned edge for ``prompts``
+    naming the subject with its plain word (it is swapped for the metaword); ``cfg`` defaults to
+    ``run_dir/config.toml``."""
     run_dir = Path(run_dir)
     cfg = cfg or MakdConfig.load(run_dir / "config.toml")
     pipe = pipe or aligned_edge(load_models(cfg), run_dir, cfg)
@@ -252,7 +289,10 @@ class Evaluator:
                                  guidance_scale=self.cfg.guidance_scale)
         return ldm.decode_latents(pipe.vae, z).float().cpu()
 
-    def __call__(self, pipe, word: str) -> dict[str, dict[str, float]]:
+    def __call__(self, pipe, word: str) -> dict[str, dict]:
+        """Per evaluation set and pooled over the held-out sets (``heldout``): the consistency metrics, PSNR/SSIM,
+        and with a classifier ``subject_accuracy``; every rate with its 95 % Wilson interval over the images
+        (one seed each): ``<rate>_ci95``; ``n_images``."""
         out = {}
         for name, items in self.sets.items():
             edge = self._images(pipe, items, word)
@@ -260,9 +300,16 @@ class Evaluator:
             row = self.models.score(_match_size(edge, cloud), cloud)
             if self.models.classify is not None:
                 row["subject_accuracy"] = (self.models.classify(edge) == self.cfg.subject_class).float().mean().item()
-            out[name] = row
+            out[name] = {**row, "n_images": len(items)}
         held = [k for k in out if k.startswith("heldout")]
-        out["heldout"] = {m: sum(out[k][m] for k in held) / len(held) for m in out[held[0]]}
+        n = sum(out[k]["n_images"] for k in held)
+        out["heldout"] = {**{m: sum(out[k][m] * out[k]["n_images"] for k in held) / n for m in out[held[0]]},
+                          "n_images": n}
+        for row in out.values():
+            for rate in ("label_agreement", "subject_accuracy"):
+                if rate in row:
+                    row[f"{rate}_ci95"] = metrics.wilson_interval(round(row[rate] * row["n_images"]),
+                                                                  int(row["n_images"]))
         return out
 
 
@@ -294,11 +341,13 @@ def run_makd(cfg: MakdConfig, out_dir: str | Path, models: AlignmentModels | Non
     need_meta = bool({"metaword", "makd"} & set(cfg.variants)) or bool(cfg.rank_sweep or cfg.precision_sweep)
     if need_meta:
         stages["metaword"] = train_metaword_stage(models, cfg, run_dir, scg)
+    prior = build_prior(models, cfg, run_dir) if cfg.prior_loss_weight > 0 else None
     if "lora" in cfg.variants:
-        stages[f"lora_r{cfg.rank}"] = train_lora_stage(models, cfg, run_dir, scg, cfg.rank, with_metaword=False)
+        stages[f"lora_r{cfg.rank}"] = train_lora_stage(models, cfg, run_dir, scg, cfg.rank, with_metaword=False,
+                                                       prior=prior)
     if need_meta:
         for r in ranks:
-            stages[f"makd_r{r}"] = train_lora_stage(models, cfg, run_dir, scg, r, with_metaword=True)
+            stages[f"makd_r{r}"] = train_lora_stage(models, cfg, run_dir, scg, r, with_metaword=True, prior=prior)
 
     package, info = None, {"rank": cfg.rank, "metaword": cfg.metaword, "subject_word": cfg.subject_word}
     if need_meta:
@@ -308,7 +357,7 @@ def run_makd(cfg: MakdConfig, out_dir: str | Path, models: AlignmentModels | Non
     evaluate = Evaluator(models, cfg)
     words = {"none": cfg.subject_word, "metaword": cfg.metaword, "lora": cfg.subject_word, "makd": cfg.metaword}
     results: dict = {"config": cfg.to_dict(), "stages": stages, "variants": {}, "rank_sweep": {},
-                     "precision_sweep": {}, "provenance": provenance()}
+                     "precision_sweep": {}, "baselines": models.baselines, "provenance": provenance()}
     for v in tqdm(cfg.variants, desc="evaluate variants"):
         results["variants"][v] = evaluate(aligned_edge(models, run_dir, cfg, v), words[v])
     for r in cfg.rank_sweep:
@@ -334,9 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     ldm.quiet_library_output()
     cfg = MakdConfig.load(args.config) if args.config else MakdConfig()
     results = run_makd(cfg, args.out)
-    for v, row in results["variants"].items():
-        h = row["heldout"]
-        print(f"{v:9s} held-out feature cosine {h['feature_cosine']:.3f}"
+    rows = {v: row["heldout"] for v, row in results["variants"].items()}
+    if results["baselines"]:
+        rows = {"chance": results["baselines"]["chance"], **rows, "ceiling": results["baselines"]["ceiling"]}
+    for v, h in rows.items():
+        print(f"{v:9s} feature cosine {h['feature_cosine']:.3f}"
+              + (f"  centred cosine {h['centred_cosine']:.3f}" if "centred_cosine" in h else "")
               + (f"  label agreement {h['label_agreement']:.3f}" if "label_agreement" in h else ""))
     return 0
 

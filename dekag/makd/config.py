@@ -47,6 +47,12 @@ class MakdConfig(TomlConfig):
     lora_lr: float = 5e-3
     rank: int = 8
     checkpoint_every: int = 100
+    # prior preservation (DreamBooth's class-prior loss) in the G-LoRA stages: the edge's own images of
+    # ``prior_words`` (generated before training) are mixed into every batch, against forgetting them
+    prior_loss_weight: float = 0.0        # 0 = off; DreamBooth uses 1.0
+    prior_words: list[str] = field(default_factory=list)   # words of the classes to keep (not the subject)
+    n_prior_images: int = 24              # per prior word
+    prior_seed: int = 300_000             # prior images use seeds prior_seed .. prior_seed + n - 1
     # which variants and sweeps
     variants: list[str] = field(default_factory=lambda: ["none", "metaword", "lora", "makd"])
     rank_sweep: list[int] = field(default_factory=list)          # extra MAKD ranks to train and evaluate
@@ -83,5 +89,13 @@ class MakdConfig(TomlConfig):
         for b in [self.precision_bits, *self.precision_sweep]:
             if b not in PRECISIONS:
                 raise ConfigError(f"precision {b} not in {PRECISIONS}")
+        if self.prior_loss_weight < 0:
+            raise ConfigError(f"prior_loss_weight must be >= 0, got {self.prior_loss_weight}")
+        if self.prior_loss_weight > 0 and not self.prior_words:
+            raise ConfigError("prior_loss_weight > 0 needs prior_words (the classes whose prompts must survive)")
+        if self.subject_word in self.prior_words:
+            raise ConfigError(f"prior_words must not contain the subject word {self.subject_word!r}")
+        if self.n_prior_images < 1:
+            raise ConfigError(f"n_prior_images must be >= 1, got {self.n_prior_images}")
         if self.eval_seed < self.scg_seed + self.n_images and self.eval_seed + self.n_eval_seeds > self.scg_seed:
             raise ConfigError("evaluation seeds overlap the S_CG seeds: they must be held out")

@@ -1,4 +1,5 @@
-"""The denoising (noise-prediction) loss of a text-conditioned LDM, used by metaword and G-LoRA training."""
+"""The denoising (noise-prediction) loss of a text-conditioned LDM, used by metaword and G-LoRA training;
+UNet or transformer denoiser alike (:mod:`dekag.denoiser`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,17 +7,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-
-def encode_prompts(pipe, prompts: Sequence[str]) -> torch.Tensor:
-    """Text-encoder hidden states ``[B, L, D]`` of ``prompts`` (padded to the tokenizer's max length)."""
-    ids = pipe.tokenizer(list(prompts), padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
-    return pipe.text_encoder(ids)[0]
+from dekag.denoiser import encode_prompts, predict
 
 
 def noise_prediction_loss(pipe, latents: torch.Tensor, prompts: Sequence[str], noise_scheduler,
                           generator: torch.Generator) -> torch.Tensor:
-    """MSE between the UNet's prediction and its target for scaled ``latents`` ``[B,C,h,w]`` noised at random
+    """MSE between the denoiser's prediction and its target for scaled ``latents`` ``[B,C,h,w]`` noised at random
     timesteps (ε-prediction or v-prediction, following ``noise_scheduler.config.prediction_type``)."""
     if latents.shape[0] != len(prompts):
         raise ValueError(f"{latents.shape[0]} latents but {len(prompts)} prompts")
@@ -26,5 +22,5 @@ def noise_prediction_loss(pipe, latents: torch.Tensor, prompts: Sequence[str], n
     noisy = noise_scheduler.add_noise(latents, noise, t)
     target = (noise_scheduler.get_velocity(latents, noise, t)
               if noise_scheduler.config.prediction_type == "v_prediction" else noise)
-    pred = pipe.unet(noisy, t, encode_prompts(pipe, prompts)).sample
+    pred = predict(pipe, noisy, t, *encode_prompts(pipe, prompts))
     return F.mse_loss(pred.float(), target.float())

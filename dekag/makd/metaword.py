@@ -1,8 +1,10 @@
 """The metaword: a new token in the edge tokenizer/text encoder, trained by textual inversion.
 
 Only the metaword's embedding row changes (the other rows are restored after every optimiser step, as in
-diffusers' ``examples/textual_inversion``). Saved in the textual-inversion format that
-``pipe.load_textual_inversion(path, token=...)`` reads: ``{token: [1, D]}`` in safetensors.
+diffusers' ``examples/textual_inversion``). Saved in the textual-inversion format ``{token: [1, D]}`` in
+safetensors; :func:`load_metaword` puts it into any pipeline's tokenizer and text encoder (CLIP or T5:
+PixArt-style pipelines have no ``load_textual_inversion``); for SD pipelines the file is also what
+``pipe.load_textual_inversion(path, token=...)`` reads.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dekag.denoiser import denoiser, normalise_prompts
 from dekag.errors import DekagError
 from dekag.makd.precision import make_accelerator, training_step
 
@@ -19,18 +22,30 @@ class MetawordError(DekagError, ValueError):
     """The metaword or its initialiser word cannot be used with this tokenizer."""
 
 
+def _add_token(pipe, token: str) -> int:
+    """Add ``token`` to the tokenizer, grow the embedding table if needed (T5's table may already be longer
+    than its tokenizer); returns its id."""
+    if normalise_prompts(pipe, [token])[0] != token:
+        raise MetawordError(f"{type(pipe).__name__} lower-cases prompts, so {token!r} would never be read as one "
+                            "token: use a lower-case metaword")
+    if pipe.tokenizer.add_tokens([token]) != 1:
+        raise MetawordError(f"token {token!r} already exists in the tokenizer (load into a fresh pipeline)")
+    rows = pipe.text_encoder.get_input_embeddings().weight.shape[0]
+    if len(pipe.tokenizer) > rows:
+        pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer), mean_resizing=False)
+    return pipe.tokenizer.convert_tokens_to_ids(token)
+
+
 def add_metaword(pipe, token: str, init_word: str) -> int:
     """Add ``token`` to ``pipe.tokenizer`` and ``pipe.text_encoder`` initialised from ``init_word``'s embedding.
 
     Returns the new token id. ``init_word`` must be a single token of the tokenizer.
     """
     init_ids = pipe.tokenizer.encode(init_word, add_special_tokens=False)
+    init_ids = [i for i in init_ids if pipe.tokenizer.convert_ids_to_tokens(i) != "▁"]  # T5's bare word marker
     if len(init_ids) != 1:
         raise MetawordError(f"initialiser word {init_word!r} is {len(init_ids)} tokens; it must be exactly one")
-    if pipe.tokenizer.add_tokens([token]) != 1:
-        raise MetawordError(f"token {token!r} already exists in the tokenizer")
-    token_id = pipe.tokenizer.convert_tokens_to_ids(token)
-    pipe.text_encoder.resize_token_embeddings(len(pipe.tokenizer), mean_resizing=False)
+    token_id = _add_token(pipe, token)
     emb = pipe.text_encoder.get_input_embeddings().weight
     with torch.no_grad():
         emb[token_id] = emb[init_ids[0]]
@@ -46,7 +61,7 @@ def train_metaword(pipe, token_id: int, loss_fn: Callable[[], torch.Tensor], ste
     (:func:`~dekag.makd.precision.make_accelerator`) sets the mixed precision; default float32 on the
     embedding's device. The embedding matrix must be float32. Returns the losses.
     """
-    pipe.unet.requires_grad_(False)
+    denoiser(pipe).requires_grad_(False)
     pipe.text_encoder.requires_grad_(False)
     emb = pipe.text_encoder.get_input_embeddings().weight
     if emb.dtype != torch.float32:
@@ -69,6 +84,20 @@ def train_metaword(pipe, token_id: int, loss_fn: Callable[[], torch.Tensor], ste
             on_step(step + 1, opt)
     emb.requires_grad_(False)
     return losses
+
+
+def load_metaword(pipe, state: dict[str, torch.Tensor]) -> None:
+    """Add each token of a textual-inversion state dict ``{token: [1, D]}`` to ``pipe``'s tokenizer and text
+    encoder with that embedding (a fresh pipeline then reads the metaword as the trained one did)."""
+    emb_dim = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    for token, vec in state.items():
+        if vec.dim() != 2 or vec.shape != (1, emb_dim):
+            raise MetawordError(f"metaword {token!r} has shape {tuple(vec.shape)}; this text encoder needs "
+                                f"[1, {emb_dim}] (was the package made for another model?)")
+        token_id = _add_token(pipe, token)
+        with torch.no_grad():
+            emb = pipe.text_encoder.get_input_embeddings().weight
+            emb[token_id] = vec[0].to(emb)
 
 
 def metaword_state_dict(pipe, token: str) -> dict[str, torch.Tensor]:

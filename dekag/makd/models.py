@@ -16,13 +16,16 @@ from dekag.makd.config import MakdConfig
 @dataclass
 class AlignmentModels:
     """``cloud`` pipeline; ``fresh_edge()`` → a newly loaded edge pipeline; ``edge_base`` its identity;
-    ``score(edge_images, cloud_images)`` → consistency metrics; ``classify(images)`` → labels ``[B]`` or None."""
+    ``score(edge_images, cloud_images)`` → consistency metrics; ``classify(images)`` → labels ``[B]`` or None;
+    ``baselines``: the consistency metrics of real images of different classes (``chance``) and of the same
+    class (``ceiling``), :func:`dekag.metrics.real_image_baselines` (None without labelled real images)."""
 
     cloud: object
     fresh_edge: Callable[[], object]
     edge_base: BaseModel
     score: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
     classify: Callable[[torch.Tensor], torch.Tensor] | None
+    baselines: dict | None = None
 
 
 def _match_size(images: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -44,12 +47,19 @@ def load_models(cfg: MakdConfig) -> AlignmentModels:
     world = load_world(Path(cfg.world_dir) if cfg.world_dir else CHECKPOINT_DIR)
     net = world.features
 
+    def classify(x: torch.Tensor) -> torch.Tensor:
+        return net(x).argmax(1)
+
+    baselines = metrics.real_image_baselines(net.features, world.dataset.images, world.dataset.labels,
+                                             classify=classify)
+    centre = baselines.pop("centre")
+
     def score(edge: torch.Tensor, cloud: torch.Tensor) -> dict[str, float]:
-        return {**metrics.feature_consistency(net, edge, cloud), **metrics.psnr_ssim(edge, cloud)}
+        return {**metrics.consistency(net.features, edge, cloud, centre, classify), **metrics.psnr_ssim(edge, cloud)}
 
     return AlignmentModels(cloud=world.cloud, fresh_edge=world.fresh_edge,
                            edge_base=base_model_from_folder(world.folder / "edge", "dekag-miniature-edge"),
-                           score=score, classify=lambda x: net(x).argmax(1))
+                           score=score, classify=classify, baselines=baselines)
 
 
 class ImageFeatureModelScore:

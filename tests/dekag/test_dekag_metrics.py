@@ -53,3 +53,42 @@ def test_image_feature_model_from_local_folder(tmp_path, kind):
 def test_image_feature_model_needs_a_local_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         ImageFeatureModel(tmp_path / "missing")
+
+
+def test_centred_cosine_separates_classes_of_real_digits_and_raw_cosine_does_not():
+    from dekag.metrics import real_image_baselines
+    from dekag.miniature.world import load_world
+
+    world = load_world()
+    net = world.features
+    b = real_image_baselines(net.features, world.dataset.images, world.dataset.labels, n_pairs=200,
+                             classify=lambda x: net(x).argmax(1))
+    chance, ceiling = b["chance"], b["ceiling"]
+    assert chance["pairs"] == ceiling["pairs"] == 200
+    assert chance["feature_cosine"] > 0.8          # non-negative features: unrelated digits already score high
+    assert chance["centred_cosine"] < 0.1 < 0.4 < ceiling["centred_cosine"]
+    assert chance["label_agreement"] < 0.05 and ceiling["label_agreement"] > 0.85
+
+
+def test_consistency_centres_and_classifies():
+    from dekag.metrics import consistency
+
+    torch.manual_seed(0)
+    a = torch.rand(4, 3, 8, 8)
+    feats = lambda x: x.flatten(1)  # noqa: E731
+    same = consistency(feats, a, a, centre=torch.zeros(192), classify=lambda x: x.flatten(1).argmax(1))
+    assert same == pytest.approx({"feature_cosine": 1.0, "centred_cosine": 1.0, "label_agreement": 1.0})
+    centre = a.flatten(1).mean(0)
+    opposite = consistency(feats, a, 2 * centre.view(1, 3, 8, 8) - a, centre=centre)
+    assert opposite["centred_cosine"] == pytest.approx(-1.0, abs=1e-5) and opposite["feature_cosine"] > 0
+
+
+def test_wilson_interval():
+    from dekag.metrics import wilson_interval
+
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-3)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-3)
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)

@@ -120,7 +120,13 @@ def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
     assert set(res["variants"]) == {"none", "metaword", "lora", "makd"}
     for row in res["variants"].values():
         assert set(row) >= {"heldout", "scg_seeds", "heldout_seeds_heldout_prompts"}
-        assert 0.0 <= row["heldout"]["label_agreement"] <= 1.0
+        h = row["heldout"]
+        lo, hi = h["label_agreement_ci95"]
+        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.3   # 10 images: a wide interval, honestly
+        assert h["n_images"] == 2 * (len(cfg.train_templates) + len(cfg.held_out_templates))
+    chance, ceiling = res["baselines"]["chance"], res["baselines"]["ceiling"]
+    assert chance["centred_cosine"] + 0.3 < ceiling["centred_cosine"]     # centring separates the classes
+    assert chance["label_agreement"] + 0.8 < ceiling["label_agreement"]
     assert res["package"]["bytes"] > res["precision_sweep"]["2"]["package_bytes"] > 0
     z = align.aligned_edge_latents(tmp_path, ["a photo of a seven", "a handwritten seven"], [1, 2])
     assert z.shape == (2, 4, 8, 8)
@@ -148,3 +154,24 @@ def test_to_edge_prompt_swaps_whole_word_only():
     cfg = MakdConfig()
     assert align.to_edge_prompt("a photo of a seven", cfg) == "a photo of a <meta-seven>"
     assert align.to_edge_prompt("sevens", cfg) == "sevens"
+
+
+def test_prior_preservation_trains_on_the_edges_own_images_of_other_classes(world, tmp_path):
+    cfg = _tiny_cfg(metaword_steps=1, lora_steps=2, prior_loss_weight=1.0, prior_words=["one", "two"],
+                    n_prior_images=2)
+    models = align.load_models(cfg)
+    prior = align.build_prior(models, cfg, tmp_path)
+    assert prior["latents"].shape == (4, 4, 8, 8)
+    assert prior["prompts"] == ["a photo of a one", "a handwritten one", "a photo of a two", "a handwritten two"]
+    expected = ldm.generate_latents(world.fresh_edge(), prior["prompts"][2:3], [cfg.prior_seed + 2],
+                                    num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale)
+    assert torch.allclose(prior["latents"][2:3], expected, atol=1e-5)   # the unaligned edge's own drawing
+    scg = align.build_scg(models, cfg, tmp_path)
+    align.train_metaword_stage(models, cfg, tmp_path, scg)
+    with_prior = align.train_lora_stage(models, cfg, tmp_path / "p", scg, 2, with_metaword=False, prior=prior)
+    without = align.train_lora_stage(models, cfg, tmp_path / "n", scg, 2, with_metaword=False)
+    assert with_prior["final_loss"] > without["final_loss"]      # the prior term is added to the same batches
+    with pytest.raises(ConfigError, match="prior_words"):
+        MakdConfig(prior_loss_weight=1.0)
+    with pytest.raises(ConfigError, match="subject word"):
+        MakdConfig(prior_loss_weight=1.0, prior_words=["seven"])

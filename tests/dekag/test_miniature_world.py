@@ -46,7 +46,7 @@ def test_world_shapes_and_sizes(world):
     z = world.generate_latents("edge", ["a photo of a three"] * 2, [0, 1], num_inference_steps=5)
     assert z.shape == (2, 4, 8, 8)
     x = ldm.decode_latents(world.vae, z)
-    assert x.shape == (2, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert x.shape == (2, 3, 32, 32) and x.std() > 0.3   # a drawing on a dark background, not a flat image
     assert world.subject_class == 7
     size = sum(p.stat().st_size for p in CHECKPOINT_DIR.rglob("*") if p.is_file())
     assert size <= 20 * 2 ** 20

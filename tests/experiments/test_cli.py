@@ -28,8 +28,10 @@ def test_in_process_run_with_the_shipped_models(tmp_path):
     decoded = [r for r in rows if r["received"]]
     assert len(rows) == 3 and len(decoded) >= 2
     for r in decoded:
-        assert r["psnr_latent_db"] > 10 and 0 <= r["consistency_cos"] <= 1 and len(r["gates"]) == 8
+        assert r["psnr_latent_db"] > 10 and len(r["gates"]) == 8
         assert (out / "images" / f"frame_{r['frame_id']:06d}_rx.png").exists()
+    # the decoded images resemble the cloud's: real digits of different classes score about -0.06 centred
+    assert sum(r["consistency_centred"] for r in decoded) / len(decoded) > 0.3
     assert rows[1]["condition_source"] == "feedback" and rows[1]["csi_age_frames"] == 1
     assert (out / "figures" / "image_grid.png").exists() and "decoded at the user" in (out / "summary.md").read_text()
 

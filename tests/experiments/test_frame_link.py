@@ -91,3 +91,29 @@ def test_tka_trains_through_the_frame_link_from_the_command_line(tmp_path):
     assert trained == {"base.safetensors", "cala_softmax.safetensors"}
     codec = load_stage(tmp_path / "run", "cala_softmax", cfg)
     assert codec.encode(torch.randn(1, 4, 8, 8), (10.0, 1e-6)).shape == (1, 128)
+
+
+def test_a_real_scale_latent_rides_one_frame():
+    """SD-sized latents 4×64×64 (512 px): bandwidth ratio 1/4 with downsample 4 → 16 symbol channels on a
+    16×16 map = K = 4096 complex symbols, all in one frame (80 data subcarriers per OFDM symbol → 52 payload
+    OFDM symbols); the receiver's payload bound is set from the codec as the user node sets it."""
+    from dekag.jscc import symbols_from_numpy, symbols_to_numpy
+    from experiments.frame_link import FramePipeline, unbiased
+
+    codec = JsccCodec(CodecConfig(latent_height=64, latent_width=64, bandwidth_ratio=0.25, downsample=4,
+                                  hidden_channels=16, num_hidden_layers=1)).eval()
+    assert codec.num_symbols == 4096
+    assert CodecConfig(latent_height=64, latent_width=64, bandwidth_ratio=1 / 16, downsample=4).num_symbols == 1024
+    latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sent = codec.encode(latent, (25.0, 100e-9))
+    pipeline = FramePipeline(frame_config_for(ChannelConfig()).replace(max_payload_symbols=codec.num_symbols))
+    frame, _ = pipeline.send(symbols_to_numpy(sent[0]), 7, (25.0, 100e-9),
+                             pipeline.emulator("TDL-A", 25.0, 100e-9, seed=3))
+    assert frame is not None and frame.header.payload_len == 4096
+    s, no_eff = unbiased(frame.symbols, frame.noise_var)
+    rx = symbols_from_numpy(s, codec.num_symbols)
+    assert float((rx - sent).abs().square().mean()) < 0.05
+    with torch.no_grad():
+        out = codec.decode(rx, torch.from_numpy(no_eff)[None], (25.0, 100e-9))
+    assert out.shape == (1, 4, 64, 64) and bool(torch.isfinite(out).all())
