@@ -123,6 +123,12 @@ class EdgeSection(TomlConfig):
         condition: ``feedback`` (latest CSI from the user, else fallback) or ``fixed`` (always the fallback).
         feedback_wait_s: before encoding frame k the edge waits up to this long for the user's report on
             frame k-1 (so CSI is at most one frame old while the user keeps up).
+        codec: what the frames carry: ``jscc`` (the package's JSCC codec with CALA) or ``digital`` (the digital
+            baseline, :mod:`dekag.digital`: quantised latent, CRC, 5G LDPC, QAM, its MCS chosen from the same
+            fed-back condition; the frame header carries that condition, so the user reads the MCS from it and
+            must set ``user.decoder_condition = "header"``).
+        digital_codec: the digital baseline's saved state (``DigitalCodec.save``); empty = the shipped one,
+            fitted on the miniature world's aligned-edge latents.
     """
 
     num_frames: int = 12
@@ -131,6 +137,8 @@ class EdgeSection(TomlConfig):
     knowledge_package: str = ""
     condition: str = "feedback"
     feedback_wait_s: float = 2.0
+    codec: str = "jscc"
+    digital_codec: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -143,6 +151,8 @@ class EdgeSection(TomlConfig):
             raise ConfigError("edge.prompts must hold at least one prompt")
         if self.condition not in ("feedback", "fixed"):
             raise ConfigError(f"edge.condition must be 'feedback' or 'fixed', got {self.condition!r}")
+        if self.codec not in ("jscc", "digital"):
+            raise ConfigError(f"edge.codec must be 'jscc' or 'digital', got {self.codec!r}")
 
 
 @dataclass
@@ -223,6 +233,9 @@ class TestbedConfig(TomlConfig):
         self.validate()
 
     def validate(self) -> None:
+        if self.edge.codec == "digital" and self.user.decoder_condition != "header":
+            raise ConfigError("edge.codec = 'digital' needs user.decoder_condition = 'header': the digital "
+                              "decoder reads its MCS from the condition the frame header carries")
         if not self.models.miniature and not self.edge.knowledge_package:
             raise ConfigError("models: local edge/cloud folders need edge.knowledge_package (the shipped package "
                               "is made for the miniature edge; build one with dekag-testbed build-package)")

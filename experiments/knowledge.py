@@ -62,19 +62,59 @@ def _gates(downlink: Downlink, snr_db: float, delay_spread_s: float) -> list[flo
     return [round(float(g), 4) for g in downlink.gate_weights(snr_db, delay_spread_s)]
 
 
+DIGITAL_CODEC = Path(__file__).resolve().parents[1] / "dekag" / "miniature" / "checkpoints" / "digital_codec.safetensors"
+"""The digital baseline fitted on the miniature world's aligned-edge latents (S_EG training split)."""
+
+
+class FrameCodec:
+    """The codec the frames carry (``edge.codec``): the package's JSCC + CALA, or the digital baseline.
+
+    Both have ``encode(latent, condition)`` / ``decode(symbols, noise_var, condition)`` and ``num_symbols``. The
+    digital codec picks its MCS from the condition, so it is fed the condition exactly as the frame header
+    carries it (0.25 dB / 1 ns steps), which is what the user decodes with.
+    """
+
+    def __init__(self, config: TestbedConfig, downlink: Downlink):
+        self.kind = config.edge.codec
+        self.downlink = downlink
+        if self.kind == "digital":
+            from dekag.digital import DigitalCodec
+            self.codec = DigitalCodec.load(config.edge.digital_codec or DIGITAL_CODEC)
+            if self.codec.num_symbols != downlink.codec.num_symbols:
+                raise ValueError(f"the digital codec sends {self.codec.num_symbols} symbols, the package's JSCC "
+                                 f"codec {downlink.codec.num_symbols}: fit one for this latent shape")
+        else:
+            self.codec = downlink.codec
+        self.num_symbols = self.codec.num_symbols
+
+    def condition(self, snr_db: float, delay_spread_s: float) -> tuple[float, float]:
+        if self.kind == "digital":
+            from experiments.closed_loop import header_quantised
+            return header_quantised((snr_db, delay_spread_s))
+        return (snr_db, delay_spread_s)
+
+    def gates(self, snr_db: float, delay_spread_s: float) -> list[float]:
+        """CALA's gates (JSCC) or ``[MCS index]`` (digital) at this condition."""
+        if self.kind == "digital":
+            return [float(self.codec.mcs_for(self.condition(snr_db, delay_spread_s))[0].index)]
+        return _gates(self.downlink, snr_db, delay_spread_s)
+
+
 class EdgeRuntime:
     """Generation with the aligned edge model and JSCC encoding with CALA (the edge node's ``knowledge``)."""
 
-    def __init__(self, models: ModelSet, downlink: Downlink, images_dir: Path):
+    def __init__(self, models: ModelSet, downlink: Downlink, images_dir: Path, codec: FrameCodec | None = None):
         self.models = models
         self.downlink = downlink
+        self.codec = codec
         self.pipe = downlink.aligned_edge(models)
         self.images_dir = images_dir
         self.condition_domain = downlink.condition_domain
 
     @classmethod
     def load(cls, config: TestbedConfig, images_dir: Path) -> EdgeRuntime:
-        return cls(*_load(config), images_dir)
+        models, downlink = _load(config)
+        return cls(models, downlink, images_dir, FrameCodec(config, downlink))
 
     def prompt(self, template: str) -> str:
         return template.format(metaword=self.downlink.metaword, subject=self.downlink.subject_word)
@@ -103,16 +143,21 @@ class EdgeRuntime:
 
     @torch.no_grad()
     def encode(self, latent: torch.Tensor, snr_db: float, delay_spread_s: float) -> tuple[np.ndarray, list[float]]:
-        symbols = self.downlink.codec.encode(latent, (snr_db, delay_spread_s))
-        return symbols_to_numpy(symbols[0]), _gates(self.downlink, snr_db, delay_spread_s)
+        """Symbols of ``latent`` at this condition and the gates (CALA) or MCS index (digital) used."""
+        if self.codec is None or self.codec.kind == "jscc":
+            symbols = self.downlink.codec.encode(latent, (snr_db, delay_spread_s))
+            return symbols_to_numpy(symbols[0]), _gates(self.downlink, snr_db, delay_spread_s)
+        condition = self.codec.condition(snr_db, delay_spread_s)
+        return symbols_to_numpy(self.codec.codec.encode(latent, condition)[0]), self.codec.gates(*condition)
 
 
 class UserRuntime:
     """JSCC decoding with CALA gated on a condition, VAE decoding and metrics (the user node's ``knowledge``)."""
 
-    def __init__(self, models: ModelSet, downlink: Downlink):
+    def __init__(self, models: ModelSet, downlink: Downlink, codec: FrameCodec | None = None):
         self.models = models
         self.downlink = downlink
+        self.codec = codec
         self.num_symbols = downlink.codec.num_symbols
         self.condition_domain = downlink.condition_domain
         self.centre = None
@@ -122,15 +167,20 @@ class UserRuntime:
 
     @classmethod
     def load(cls, config: TestbedConfig) -> UserRuntime:
-        return cls(*_load(config))
+        models, downlink = _load(config)
+        return cls(models, downlink, FrameCodec(config, downlink))
 
     @torch.no_grad()
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, snr_db: float,
                delay_spread_s: float) -> tuple[torch.Tensor, list[float]]:
         s, no_eff = unbiased(symbols, noise_var)
-        latent = self.downlink.codec.decode(symbols_from_numpy(s, self.num_symbols),
-                                            torch.from_numpy(no_eff)[None], (snr_db, delay_spread_s))
-        return latent, _gates(self.downlink, snr_db, delay_spread_s)
+        if self.codec is None or self.codec.kind == "jscc":
+            latent = self.downlink.codec.decode(symbols_from_numpy(s, self.num_symbols),
+                                                torch.from_numpy(no_eff)[None], (snr_db, delay_spread_s))
+            return latent, _gates(self.downlink, snr_db, delay_spread_s)
+        latent = self.codec.codec.decode(symbols_from_numpy(s, self.num_symbols), torch.from_numpy(no_eff)[None],
+                                         (snr_db, delay_spread_s))
+        return latent, self.codec.gates(snr_db, delay_spread_s)
 
     @torch.no_grad()
     def to_image(self, latent: torch.Tensor) -> torch.Tensor:
