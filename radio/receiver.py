@@ -3,7 +3,7 @@
 Per frame: Schmidl-Cox candidate → fractional CFO → integer CFO (SC→LTS differential) → fine
 timing and verification (matched filter on the LTS pair) → residual CFO (LTS pair) → LS channel,
 noise, delay window, SNR and delay spread → filtered channel (LMMSE/DFT) → header (pilot phase
-tracking, MRC over repetitions, CRC) → payload (phase tracking over all symbols, MMSE).
+tracking, polar SCL decoding, CRC) → payload (phase tracking over all symbols, MMSE).
 See ``docs/frame_format.md``.
 """
 from __future__ import annotations
@@ -312,8 +312,8 @@ class Receiver:
         # common phase per header symbol (the clock-drift slope is negligible this close to the LTS)
         cpe = np.exp(-1j * np.angle((yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
-        bits = lay.header.decode(soft)
-        header = FrameHeader.from_bits(bits)
+        bits = lay.header.decode(soft, n0)
+        header = None if bits is None else FrameHeader.from_bits(bits)
         bad = ("header_crc" if header is None
                else "numerology_mismatch" if header.numerology_id != cfg.numerology_id
                else "bad_length" if header.payload_len > cfg.max_payload_symbols else None)
