@@ -117,9 +117,15 @@ class ReceiverConfig(TomlConfig):
         channel_estimator: ``"ls"`` (raw least squares on the long training symbols), ``"dft"``
             (LS projected onto the delay window: DFT-domain denoising, exact with guard bands) or
             ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
-        detection_threshold: Schmidl-Cox metric (0..1) that opens a candidate.
+        detection_threshold: detection metric (0..1, :func:`radio.sync.detection_metric`) that opens a
+            candidate.
         verify_threshold: fraction (0..1) of the received long-training energy that the
             matched-filter channel window must hold for a candidate to be accepted as a frame.
+        min_snr_db: a verified candidate whose preamble SNR estimate is below this is noise: dropped
+            before the header is decoded (the header code needs about −7 dB).
+        report_threshold: a candidate whose header fails is reported (status ``"header_crc"``) only if
+            its verification fraction reaches this; weaker ones are counted in
+            ``stats.unconfirmed_candidates`` (noise reaches 0.13 about once per 10⁷ samples).
         max_cfo_subcarriers: integer CFO search range, in subcarrier spacings (± this).
         max_clock_offset_ppm: largest sample-clock offset tracked (bounds the pilot phase slope).
         clip_fraction: a frame with more than this fraction of samples at the buffer's peak
@@ -127,8 +133,10 @@ class ReceiverConfig(TomlConfig):
     """
 
     channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
-    detection_threshold: float = 0.05
-    verify_threshold: float = 0.15
+    detection_threshold: float = 0.025
+    verify_threshold: float = 0.12
+    min_snr_db: float = -10.0
+    report_threshold: float = 0.2
     max_cfo_subcarriers: int = 4
     max_clock_offset_ppm: float = 100.0
     clip_fraction: float = 1e-3
@@ -139,9 +147,11 @@ class ReceiverConfig(TomlConfig):
     def validate(self) -> None:
         if self.channel_estimator not in ("ls", "dft", "lmmse"):
             raise ConfigError(f"channel_estimator must be ls, dft or lmmse, got {self.channel_estimator!r}")
-        for name in ("detection_threshold", "verify_threshold"):
+        for name in ("detection_threshold", "verify_threshold", "report_threshold"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not -30 <= self.min_snr_db <= 10:
+            raise ConfigError(f"min_snr_db must be in [-30, 10], got {self.min_snr_db}")
         if not 0 <= self.max_cfo_subcarriers <= 16:
             raise ConfigError(f"max_cfo_subcarriers must be in [0, 16], got {self.max_cfo_subcarriers}")
         if not 0 <= self.max_clock_offset_ppm <= 1000:

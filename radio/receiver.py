@@ -2,7 +2,8 @@
 
 Per frame: Schmidl-Cox candidate → fractional CFO → integer CFO (SC→LTS differential) → fine
 timing and verification (matched filter on the LTS pair) → residual CFO (LTS pair) → LS channel,
-noise, delay window, SNR and delay spread → filtered channel (LMMSE/DFT) → header (pilot phase
+noise, delay window, SNR (candidates below ``min_snr_db`` are dropped as noise) and delay spread →
+filtered channel (LMMSE/DFT) → header (pilot phase
 tracking, polar SCL decoding, CRC) → payload (phase tracking over all symbols, MMSE).
 See ``docs/frame_format.md``.
 """
@@ -44,7 +45,10 @@ class ReceivedFrame:
             (noise + channel-estimation error + ISI); None unless status "ok".
         snr_db: realised mean per-used-subcarrier Es/N0 (dB), data-aided.
         noise_power: N0 per resource element, in units where the channel gain is ``channel``.
-        delay_spread_s: RMS delay spread estimate (s).
+        delay_spread_s: RMS delay spread estimate (s), always > 0: below the numerology's resolution
+            floor (``Receiver.ds.resolution_s``, 0.5 / occupied bandwidth) it is the floor value.
+        delay_spread_below_resolution: the channel's delay spread is below the resolution floor
+            (``delay_spread_s`` then holds the floor, an upper bound).
         cfo_hz: carrier frequency offset (Hz).
         clipped: the frame's samples show ADC saturation.
         detection_metric: fraction of the LTS energy in the timing window (≈ SNR/(1+SNR)).
@@ -61,6 +65,7 @@ class ReceivedFrame:
     snr_db: float
     noise_power: float
     delay_spread_s: float
+    delay_spread_below_resolution: bool
     cfo_hz: float
     clipped: bool
     detection_metric: float
@@ -77,7 +82,8 @@ class ReceiverStats:
     empty_buffers: int = 0
     bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, stream state dropped
     candidates: int = 0           # Schmidl-Cox candidates examined
-    rejected_candidates: int = 0  # failed the matched-filter verification
+    rejected_candidates: int = 0  # failed the matched-filter verification or the SNR gate
+    unconfirmed_candidates: int = 0  # weak preamble (below report_threshold), header not decoded: not reported
     frames_found: int = 0         # verified preambles (every reported frame)
     frames_ok: int = 0
     header_crc_failures: int = 0
@@ -120,6 +126,7 @@ class Receiver:
                                        self.cfg.preamble_cp_length)
         self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
+        self._min_snr = 10 ** (self.rx_cfg.min_snr_db / 10)
         self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
                                             self.rx_cfg.max_cfo_subcarriers)
         # per-numerology tables, built once instead of per frame
@@ -127,8 +134,9 @@ class Receiver:
             self.layout.header.num_symbols
         # SC and first LTS windows (N samples each, Gp apart) and their time index for the fractional
         # CFO: the LTS window is also rotated back by the SC → LTS distance N + Gp
-        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 2 * n + gp)])
-        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 3 * n + gp)])
+        # (and the second LTS window N later, for the integer CFO's LTS-only metric)
+        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 3 * n + gp)])
+        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 4 * n + gp)])
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
@@ -241,10 +249,10 @@ class Receiver:
         # fractional then integer CFO (timing is only coarse here: same offset in both windows)
         cfo_frac = math.atan2(corr.imag, corr.real) / math.pi
         seg_lo = max(p - cp - 2 * d, 0)
-        # the SC window at p and the first LTS window at p + N + Gp (same offset in both symbols)
-        two = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
-        sc_spec, lts_spec = scipy.fft.fft(two.reshape(2, n), axis=1)
-        cfo = cfo_frac + self._integer_cfo(sc_spec, lts_spec)
+        # the SC window at p and the LTS windows at p + N + Gp and p + 2N + Gp (same offset in each symbol)
+        three = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
+        sc_spec, lts1_spec, lts2_spec = scipy.fft.fft(three.reshape(3, n), axis=1)
+        cfo = cfo_frac + int(self._integer_cfo(sc_spec, lts1_spec + lts2_spec)[0])
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
                                                  hi - seg_lo, cp, self._mf_energy)
@@ -285,15 +293,22 @@ class Receiver:
         noise_e, dof = preamble_noise(h_ls, h_proj, rank, diff_e)
         n0 = noise_e / dof
         sig = signal_power(h_proj, rank, n0)
+        if sig < self._min_snr * n0:
+            # a candidate whose long training pair shows no signal this far below the header's decoding
+            # threshold is noise: neither reported nor handed to the (costly) header list decoder
+            self.stats.candidates += 1
+            self.stats.rejected_candidates += 1
+            return None, 0
         h, kept = self.estimator.filter(h_ls, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
-        ds_s = self.ds.coherence(h_ls, n0 / 2)
+        ds_s, ds_below = self.ds.resolve(self.ds.coherence(h_ls, n0 / 2))
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
         def report(status: str, header=None, symbols=None, noise_var=None, snr=None, end=None):
             frame = ReceivedFrame(start=start, crc_ok=header is not None, status=status, header=header,
                                   symbols=symbols, noise_var=noise_var,
                                   snr_db=snr_db(sig, n0) if snr is None else snr, noise_power=n0,
-                                  delay_spread_s=ds_s, cfo_hz=cfo_hz,
+                                  delay_spread_s=ds_s, delay_spread_below_resolution=ds_below,
+                                  cfo_hz=cfo_hz,
                                   clipped=self._clipped(max(start_rel, 0), end or w + 2 * n),
                                   detection_metric=fraction, channel=h, channel_ls=h_ls)
             self.stats.candidates += 1
@@ -309,8 +324,13 @@ class Receiver:
             raise _Wait
         yh = y[2:]
         xp_h = self._xp_h
-        # common phase per header symbol (the clock-drift slope is negligible this close to the LTS)
-        cpe = np.exp(-1j * np.angle((yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)))
+        # common phase of the header symbols: residual CFO makes it a line over symbols (the clock-drift
+        # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
+        # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
+        z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
+        t = np.arange(nh)
+        step = float(np.angle(np.vdot(z[:-1], z[1:]))) if nh > 1 else 0.0
+        cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft, n0)
         header = None if bits is None else FrameHeader.from_bits(bits)
@@ -323,6 +343,12 @@ class Receiver:
             # is still examined (end p + 1), but none may find this LTS pair again (either copy, over
             # a channel as long as the guard), so no frame is reported twice
             self._lts_floor = self._buf_start + w + n + gp
+            if header is None and fraction < rxc.report_threshold:
+                # a weak preamble whose header did not decode: as likely noise as a lost frame (noise
+                # passes the verification and the SNR gate a few times per 10⁷ samples), so not reported
+                self.stats.candidates += 1
+                self.stats.unconfirmed_candidates += 1
+                return None, p + 1
             if header is None:
                 self.stats.header_crc_failures += 1
             elif bad == "numerology_mismatch":
