@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 CELLS = [("AWGN", 0.0, snr) for snr in (-8.0, -7.0, -6.0, -5.0, -4.0, -2.0)] + [

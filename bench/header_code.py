@@ -28,10 +28,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from radio.header import HEADER_BITS, FrameHeader  # noqa: E402
-from radio.header_code import N_CODED, PolarHeaderCode  # noqa: E402
+from radio.header import HEADER_BITS, FrameHeader
+from radio.header_code import N_CODED, PolarHeaderCode
 
 REPETITION = N_CODED // HEADER_BITS
 RESULTS = Path(__file__).parent / "results"
