@@ -26,6 +26,7 @@ from radio.header import FrameHeader
 from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
+_FULL_CP_WINDOW = 64  # CPs up to this many samples are always inside the channel filter's delay window
 
 
 @dataclass
@@ -287,7 +288,15 @@ class Receiver:
         h_ls, diff_e = ls_estimate(y[0], y[1], x_lts)
         n0 = diff_e / h_ls.size
         extent = self.ds.extent(h_ls, n0 / 2)
-        delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
+        # delay window: the CP, or the measured extent when longer. At the wide presets (CP 224-896 samples,
+        # sized for every channel of the paper's range) the extent rounded up to a quarter CP and capped at
+        # the CP: the window's basis (an U·W² SVD, seconds at U = 1200) stays as small as the channel and
+        # at most five distinct windows are ever built (a noise candidate's "extent" is often the guard)
+        if cp <= _FULL_CP_WINDOW:
+            delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
+        else:
+            q = cp // 4
+            delays = (-_LEAK, min(-(-(extent + _LEAK + 1) // q), -(-(cp + _LEAK + 1) // q)) * q)
         rank = delays[1] - delays[0]
         h_proj = self.estimator.project(h_ls, delays)
         noise_e, dof = preamble_noise(h_ls, h_proj, rank, diff_e)
