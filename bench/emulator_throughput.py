@@ -40,7 +40,7 @@ import radio  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RATES = {"narrow": dict(sample_rate_hz=3.84e6, fft_size=128, cp_length=16, num_used_subcarriers=96,
                         preamble_cp_length=64),
-         "wide": dict(sample_rate_hz=30.72e6, fft_size=1024, cp_length=128, num_used_subcarriers=768,
+         "wide": dict(preset="custom", sample_rate_hz=30.72e6, fft_size=1024, cp_length=128, num_used_subcarriers=768,
                       preamble_cp_length=256)}
 CASES = {"static": 0.0, "30 m/s Doppler": 30.0, "30 m/s Doppler + all impairments": 30.0}
 CHANNEL = dict(profile="TDL-C", snr_db=10.0, delay_spread_s=100e-9, carrier_frequency_hz=2.4e9)

@@ -110,7 +110,7 @@ def injected_impairments(args: argparse.Namespace) -> Impairments:
 
 def open_backend(args: argparse.Namespace, snr_db: float, delay_spread_s: float) -> RadioBackend:
     """The backend the command line names; emulated channels carry the injected impairments."""
-    cfg = FrameConfig(sample_rate_hz=args.sample_rate_hz)
+    cfg = FrameConfig.at_sample_rate(args.sample_rate_hz)
     if args.backend == "pluto":
         return PlutoBackend(_pluto_config(args))
     from radio.emulator import Emulator  # lazy: Sionna
@@ -139,7 +139,7 @@ def _pluto_config(args: argparse.Namespace) -> PlutoConfig:
 
 def run_routine(args: argparse.Namespace, out: Path) -> tuple[Any, RadioBackend]:
     """Run the routine, write its figure; returns the result and the (closed) backend it ran on."""
-    cfg = FrameConfig(sample_rate_hz=args.sample_rate_hz)
+    cfg = FrameConfig.at_sample_rate(args.sample_rate_hz)
     png = out / f"{args.name}.png"
     if args.name == "estimator-bias":
         return _estimator_bias(args, cfg, png)

@@ -40,6 +40,7 @@ from dekag.jscc.link import LinkOutput, Nominal
 from radio.config import FrameConfig, ReceiverConfig
 from radio.emulator import Emulator, EmulatorConfig
 from radio.impairments import Impairments
+from radio.numerology import CUSTOM, PRESETS
 from radio.receiver import ReceivedFrame, Receiver
 from radio.transmitter import Transmitter
 
@@ -48,9 +49,14 @@ TAIL_SAMPLES = 256
 
 
 def frame_config_for(channel: ChannelConfig) -> FrameConfig:
-    """The radio numerology a training channel copies by value (they must agree field by field)."""
-    return FrameConfig(sample_rate_hz=channel.sample_rate_hz, fft_size=channel.fft_size,
-                       cp_length=channel.cp_length, num_used_subcarriers=channel.num_used_subcarriers)
+    """The radio numerology a training channel copies by value: the preset with the same numerology (so the
+    header carries its id), else a custom one with the same fields."""
+    fields = {"sample_rate_hz": channel.sample_rate_hz, "fft_size": channel.fft_size,
+              "cp_length": channel.cp_length, "num_used_subcarriers": channel.num_used_subcarriers}
+    for name, preset in PRESETS.items():
+        if all(preset[k] == v for k, v in fields.items()):
+            return FrameConfig(preset=name)
+    return FrameConfig(preset=CUSTOM, **fields)
 
 
 def unbiased(symbols: np.ndarray, error_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,12 @@ Two estimators over the LS channel of the long training symbols (U used subcarri
   ``ρ(Δ) = Σ H_{k+Δ} H_k* / Σ (|H_k|² − σ²)``; for a PDP with RMS spread τ, ``|ρ| ≈ exp(−(2π Δ τ Δf)² / 2)``
   so ``τ = sqrt(−2 ln |ρ|) / (2π Δ Δf)``. Δ adapts so that 2πΔτΔf ≈ 0.7 rad.
 
-Resolution: two paths closer than ~1/bandwidth (U·Δf = 2.88 MHz → ~350 ns at the default
-numerology) cannot be told apart from one; below that the estimate is dominated by noise and the
-random interference between unresolved paths. Estimates are clipped at 0.
+Resolution: two paths closer than ~1/bandwidth (U·Δf = 2.88 MHz → ~350 ns at the narrow preset)
+cannot be told apart from one; below that the estimate is dominated by noise and the random
+interference between unresolved paths, and a single path reads as ~0. The stated floor is
+:data:`RESOLUTION_BANDWIDTHS` / (occupied bandwidth) (174 ns narrow, 28 ns at wide-30.72):
+:meth:`DelaySpreadEstimator.resolve` reports an estimate below it as "below resolution" carrying
+the floor value, so a reported delay spread is always positive.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import numpy as np
 from scipy.signal.windows import kaiser
 
 _KAISER_BETA = 4.0
+RESOLUTION_BANDWIDTHS = 0.5
+"""The resolution floor in units of 1 / occupied bandwidth."""
 _NOISE_THRESHOLD = 4.0
 
 
@@ -51,6 +56,7 @@ class DelaySpreadEstimator:
         self.k = np.asarray(subcarriers)
         self.n = fft_size
         self.fs = sample_rate_hz
+        self.resolution_s = RESOLUTION_BANDWIDTHS * fft_size / (self.k.size * sample_rate_hz)
         self.delays = np.arange(-8, max_delay)
         self.taper = kaiser(self.k.size, _KAISER_BETA)
         # tapered inverse DFT from the used subcarriers to the delays: one small matrix product
@@ -96,6 +102,12 @@ class DelaySpreadEstimator:
                 break
             lag = new
         return tau / self.fs
+
+    def resolve(self, tau_s: float) -> tuple[float, bool]:
+        """An estimate (s) → (reported value, below resolution): values below ``resolution_s`` (and 0)
+        are reported as ``resolution_s`` with the flag set."""
+        below = not tau_s >= self.resolution_s
+        return (self.resolution_s if below else tau_s), below
 
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes

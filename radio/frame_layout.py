@@ -4,7 +4,7 @@
 
     | preamble (SC + guard + 2 LTS) | header: H symbols | payload: ceil(L / D) symbols |
 
-H = ceil(80 · header_repetition / D), D = data subcarriers per symbol, L = payload length.
+H = ceil(640 / D) (the header's polar-coded bits, :mod:`radio.header_code`), D = data subcarriers per symbol, L = payload length.
 Every header and payload symbol is ``cp_length + fft_size`` samples with pilots on the same
 subcarriers; the last payload symbol is padded with known filler values.
 """
@@ -23,7 +23,7 @@ class FrameLayout:
         self.cfg = cfg
         self.grid = ResourceGrid(cfg)
         self.preamble = Preamble(cfg, self.grid)
-        self.header = HeaderCoder(cfg.header_repetition, self.grid.num_data)
+        self.header = HeaderCoder(self.grid.num_data)
 
     @property
     def header_offset(self) -> int:

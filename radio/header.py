@@ -1,4 +1,4 @@
-"""Frame header: fields, bit packing, CRC-16 and the repetition-coded BPSK mapping.
+"""Frame header: fields, bit packing, CRC-16 and the mapping of its polar-coded bits to resource elements.
 
 Layout (80 bits, most significant bit first)::
 
@@ -9,8 +9,8 @@ Layout (80 bits, most significant bit first)::
 * ``flags``: bit 3 = a condition is present; bits 0-2 are free for the application.
 * CRC-16/CCITT (poly 0x1021, init 0xFFFF, ``binascii.crc_hqx``) over the first 8 bytes.
 
-Each bit is sent ``header_repetition`` times as BPSK on pseudo-randomly interleaved data resource
-elements of the header symbols and maximum-ratio combined at the receiver.
+The 80 bits are encoded by the 5G polar code of :mod:`radio.header_code` into 640 coded bits, sent as
+BPSK on pseudo-randomly interleaved data resource elements of the header symbols.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radio.errors import ConfigurationError
+from radio.header_code import N_CODED, PolarHeaderCode
 
 HEADER_BITS = 80
 _FIELDS = (("frame_id", 16), ("payload_len", 20), ("numerology_id", 4), ("snr", 8),
@@ -92,26 +93,28 @@ class FrameHeader:
 
 
 class HeaderCoder:
-    """Repetition code + interleaver between the 80 header bits and header data resource elements.
+    """Header channel code (:class:`radio.header_code.PolarHeaderCode`) + interleaver between the 80
+    header bits and the header's data resource elements (one BPSK coded bit per resource element).
 
     Args:
-        repetition: copies of each bit.
         num_data: data resource elements per OFDM symbol.
+
+    Attributes:
+        num_symbols: header OFDM symbols, ``ceil(640 / num_data)``.
+        num_res: data resource elements of those symbols (those not carrying a coded bit take filler).
+        positions: resource element carrying coded bit j, shape (640,).
     """
 
-    def __init__(self, repetition: int, num_data: int):
-        coded = HEADER_BITS * repetition
-        self.num_symbols = -(-coded // num_data)
+    def __init__(self, num_data: int):
+        self.code = PolarHeaderCode()
+        self.num_symbols = -(-N_CODED // num_data)
         self.num_res = self.num_symbols * num_data
-        self.repetition = repetition
-        # positions[j] = resource element carrying coded bit j (= copy j // 80 of bit j % 80)
-        self.positions = np.random.default_rng(_INTERLEAVER_SEED).permutation(self.num_res)[:coded]
-        self._bit_of = np.arange(coded) % HEADER_BITS  # coded bit j → header bit
+        self.positions = np.random.default_rng(_INTERLEAVER_SEED).permutation(self.num_res)[:N_CODED]
 
     def bpsk(self, bits: np.ndarray) -> np.ndarray:
-        """80 bits → the BPSK value (±1.0) of each coded bit, shape (80·repetition,), carried by
+        """80 bits → the BPSK value (±1.0, +1 = coded bit 0) of each coded bit, shape (640,), carried by
         resource element ``positions[j]``."""
-        return 1.0 - 2.0 * np.asarray(bits)[self._bit_of]
+        return 1.0 - 2.0 * self.code.encode(bits)
 
     def encode(self, bits: np.ndarray, filler: np.ndarray) -> np.ndarray:
         """80 bits → BPSK values on all header data REs (unused REs take ``filler``), shape (num_res,)."""
@@ -119,7 +122,15 @@ class HeaderCoder:
         res[self.positions] = self.bpsk(bits)
         return res
 
-    def decode(self, soft: np.ndarray) -> np.ndarray:
-        """Soft BPSK values (num_res,) real, >0 means bit 0, already MRC-weighted → 80 hard bits."""
-        combined = soft[self.positions].reshape(self.repetition, HEADER_BITS).sum(axis=0)
-        return (combined < 0).astype(np.uint8)
+    def decode(self, soft: np.ndarray, noise: float) -> np.ndarray | None:
+        """Matched-filter outputs of the header data REs → 80 hard bits, or None if the code found no
+        codeword (the caller still checks the CRC-16).
+
+        Args:
+            soft: ``Re(conj(H)·y)`` per data RE, shape (num_res,): ``|H|²·x + N(0, |H|²·noise/2)`` for
+                BPSK ``x`` (+1 = bit 0).
+            noise: N0, the complex noise variance per resource element.
+        """
+        llr = (-4.0 / max(noise, 1e-30)) * soft[self.positions]
+        bits, ok = self.code.decode(llr[None])
+        return bits[0] if ok[0] else None

@@ -2,8 +2,9 @@
 
 Per frame: Schmidl-Cox candidate → fractional CFO → integer CFO (SC→LTS differential) → fine
 timing and verification (matched filter on the LTS pair) → residual CFO (LTS pair) → LS channel,
-noise, delay window, SNR and delay spread → filtered channel (LMMSE/DFT) → header (pilot phase
-tracking, MRC over repetitions, CRC) → payload (phase tracking over all symbols, MMSE).
+noise, delay window, SNR (candidates below ``min_snr_db`` are dropped as noise) and delay spread →
+filtered channel (LMMSE/DFT) → header (pilot phase
+tracking, polar SCL decoding, CRC) → payload (phase tracking over all symbols, MMSE).
 See ``docs/frame_format.md``.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ _LEAK = 4  # delay-window taps before the first path (leakage of fractional dela
 _PILOT_CHECK_SYMBOLS = 4  # payload symbols whose pilots are checked before waiting for a long payload
 _PILOT_FAIL_FRACTION = 0.25  # more payload symbols than this without the frame's pilots: a false length
 _SCALE_RANGE = (1e-12, 1e12)  # peak |sample| a buffer may have (float32 powers stay finite and normal)
+_FULL_CP_WINDOW = 64  # CPs up to this many samples are always inside the channel filter's delay window
 
 
 @dataclass
@@ -49,7 +51,10 @@ class ReceivedFrame:
             (noise + channel-estimation error + ISI); None unless status "ok".
         snr_db: realised mean per-used-subcarrier Es/N0 (dB), data-aided.
         noise_power: N0 per resource element, in units where the channel gain is ``channel``.
-        delay_spread_s: RMS delay spread estimate (s).
+        delay_spread_s: RMS delay spread estimate (s), always > 0: below the numerology's resolution
+            floor (``Receiver.ds.resolution_s``, 0.5 / occupied bandwidth) it is the floor value.
+        delay_spread_below_resolution: the channel's delay spread is below the resolution floor
+            (``delay_spread_s`` then holds the floor, an upper bound).
         cfo_hz: carrier frequency offset (Hz).
         clipped: the frame's samples show ADC saturation.
         detection_metric: fraction of the LTS energy in the timing window (≈ SNR/(1+SNR)).
@@ -66,6 +71,7 @@ class ReceivedFrame:
     snr_db: float
     noise_power: float
     delay_spread_s: float
+    delay_spread_below_resolution: bool
     cfo_hz: float
     clipped: bool
     detection_metric: float
@@ -82,7 +88,8 @@ class ReceiverStats:
     empty_buffers: int = 0
     bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, a frame cut by one is truncated
     candidates: int = 0           # Schmidl-Cox candidates examined
-    rejected_candidates: int = 0  # failed the matched-filter verification
+    rejected_candidates: int = 0  # failed the matched-filter verification or the SNR gate
+    unconfirmed_candidates: int = 0  # weak preamble (below report_threshold), header not decoded: not reported
     frames_found: int = 0         # verified preambles (every reported frame)
     frames_ok: int = 0
     header_crc_failures: int = 0
@@ -127,6 +134,7 @@ class Receiver:
                                        self.cfg.preamble_cp_length)
         self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
+        self._min_snr = 10 ** (self.rx_cfg.min_snr_db / 10)
         self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
                                             self.rx_cfg.max_cfo_subcarriers)
         # per-numerology tables, built once instead of per frame
@@ -134,8 +142,9 @@ class Receiver:
             self.layout.header.num_symbols
         # SC and first LTS windows (N samples each, Gp apart) and their time index for the fractional
         # CFO: the LTS window is also rotated back by the SC → LTS distance N + Gp
-        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 2 * n + gp)])
-        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 3 * n + gp)])
+        # (and the second LTS window N later, for the integer CFO's LTS-only metric)
+        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 3 * n + gp)])
+        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 4 * n + gp)])
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
@@ -253,10 +262,10 @@ class Receiver:
         # fractional then integer CFO (timing is only coarse here: same offset in both windows)
         cfo_frac = math.atan2(corr.imag, corr.real) / math.pi
         seg_lo = max(p - cp - 2 * d, 0)
-        # the SC window at p and the first LTS window at p + N + Gp (same offset in both symbols)
-        two = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
-        sc_spec, lts_spec = scipy.fft.fft(two.reshape(2, n), axis=1)
-        cfo = cfo_frac + self._integer_cfo(sc_spec, lts_spec)
+        # the SC window at p and the LTS windows at p + N + Gp and p + 2N + Gp (same offset in each symbol)
+        three = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
+        sc_spec, lts1_spec, lts2_spec = scipy.fft.fft(three.reshape(3, n), axis=1)
+        cfo = cfo_frac + int(self._integer_cfo(sc_spec, lts1_spec + lts2_spec)[0])
         seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
                                                  hi - seg_lo, cp, self._mf_energy)
@@ -291,21 +300,36 @@ class Receiver:
         h_ls, diff_e = ls_estimate(y[0], y[1], x_lts)
         n0 = diff_e / h_ls.size
         extent = self.ds.extent(h_ls, n0 / 2)
-        delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
+        # delay window: the CP, or the measured extent when longer. At the wide presets (CP 224-896 samples,
+        # sized for every channel of the paper's range) the extent rounded up to a quarter CP and capped at
+        # the CP: the window's basis (an U·W² SVD, seconds at U = 1200) stays as small as the channel and
+        # at most five distinct windows are ever built (a noise candidate's "extent" is often the guard)
+        if cp <= _FULL_CP_WINDOW:
+            delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
+        else:
+            q = cp // 4
+            delays = (-_LEAK, min(-(-(extent + _LEAK + 1) // q), -(-(cp + _LEAK + 1) // q)) * q)
         rank = delays[1] - delays[0]
         h_proj = self.estimator.project(h_ls, delays)
         noise_e, dof = preamble_noise(h_ls, h_proj, rank, diff_e)
         n0 = noise_e / dof
         sig = signal_power(h_proj, rank, n0)
+        if sig < self._min_snr * n0:
+            # a candidate whose long training pair shows no signal this far below the header's decoding
+            # threshold is noise: neither reported nor handed to the (costly) header list decoder
+            self.stats.candidates += 1
+            self.stats.rejected_candidates += 1
+            return None, 0
         h, kept = self.estimator.filter(h_ls, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
-        ds_s = self.ds.coherence(h_ls, n0 / 2)
+        ds_s, ds_below = self.ds.resolve(self.ds.coherence(h_ls, n0 / 2))
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
         def report(status: str, header=None, symbols=None, noise_var=None, snr=None, end=None):
             frame = ReceivedFrame(start=start, crc_ok=header is not None, status=status, header=header,
                                   symbols=symbols, noise_var=noise_var,
                                   snr_db=snr_db(sig, n0) if snr is None else snr, noise_power=n0,
-                                  delay_spread_s=ds_s, cfo_hz=cfo_hz,
+                                  delay_spread_s=ds_s, delay_spread_below_resolution=ds_below,
+                                  cfo_hz=cfo_hz,
                                   clipped=self._clipped(max(start_rel, 0), end or w + 2 * n),
                                   detection_metric=fraction, channel=h, channel_ls=h_ls)
             self.stats.candidates += 1
@@ -321,11 +345,16 @@ class Receiver:
             raise _Wait
         yh = y[2:]
         xp_h = self._xp_h
-        # common phase per header symbol (the clock-drift slope is negligible this close to the LTS)
-        cpe = np.exp(-1j * np.angle((yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)))
+        # common phase of the header symbols: residual CFO makes it a line over symbols (the clock-drift
+        # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
+        # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
+        z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
+        t = np.arange(nh)
+        step = float(np.angle(np.vdot(z[:-1], z[1:]))) if nh > 1 else 0.0
+        cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
-        bits = lay.header.decode(soft)
-        header = FrameHeader.from_bits(bits)
+        bits = lay.header.decode(soft, n0)
+        header = None if bits is None else FrameHeader.from_bits(bits)
         bad = ("header_crc" if header is None
                else "numerology_mismatch" if header.numerology_id != cfg.numerology_id
                else "bad_length" if header.payload_len > cfg.max_payload_symbols else None)
@@ -338,6 +367,14 @@ class Receiver:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
             return report(status, header=header, end=hdr_end), p + 1
 
+        if header is None and fraction < rxc.report_threshold:
+            # a weak preamble whose header did not decode: as likely noise as a lost frame (noise passes the
+            # verification and the SNR gate a few times per 10⁷ samples), so not reported; its LTS pair
+            # is still never examined again
+            self._lts_floor = self._buf_start + w + n + gp
+            self.stats.candidates += 1
+            self.stats.unconfirmed_candidates += 1
+            return None, p + 1
         if bad is not None:
             return refuse(bad, {"header_crc": "header_crc_failures", "numerology_mismatch": "numerology_mismatches",
                                 "bad_length": "bad_lengths"}[bad])

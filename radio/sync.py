@@ -90,10 +90,15 @@ def derotate(samples: np.ndarray, cfo: float, fft_size: int, ref: int = 0) -> np
 
 
 class IntegerCfo:
-    """Integer CFO (even number of subcarriers) from the SC → LTS differential on even subcarriers.
+    """Integer CFO (even number of subcarriers) from two differential metrics that cancel the channel.
 
-    The tables (reference products, searched FFT bins) depend only on the numerology and are built
-    once.
+    * SC → LTS on the even subcarriers: ``Σ_k conj(S(k+s)) L(k+s) X_sc(k) conj(X_lts(k))``;
+    * adjacent subcarriers of the LTS: ``Σ_k L(k+s) conj(L(k+1+s)) conj(X_lts(k)) X_lts(k+1)`` (the channel
+      changes little between neighbours), over all used subcarriers: twice the terms of the first, which
+      alone picked a wrong shift more often near -5 dB (AWGN, CFO 0.8 subcarrier: misses 12 → 9 of 40).
+
+    Hypotheses ``s`` are ranked by the sum of both magnitudes. The tables (reference products,
+    searched FFT bins) depend only on the numerology and are built once.
 
     Args:
         pre: the preamble (known values).
@@ -107,17 +112,23 @@ class IntegerCfo:
         self.ref = pre.sc_values[even] * np.conj(pre.lts_values[even])  # X_sc X_lts*
         self.shifts = 2 * np.arange(-(max_shift // 2), max_shift // 2 + 1)
         self.bins = (subcarriers[even][None, :] + self.shifts[:, None]) % fft_size
+        pair = np.flatnonzero(np.diff(subcarriers) == 1)  # neighbours k, k+1 (not across DC)
+        self.ref_adj = np.conj(pre.lts_values[pair]) * pre.lts_values[pair + 1]
+        self.bins_lo = (subcarriers[pair][None, :] + self.shifts[:, None]) % fft_size
+        self.bins_hi = (self.bins_lo + 1) % fft_size
 
-    def __call__(self, sc_spec: np.ndarray, lts_spec: np.ndarray) -> int:
-        """Integer CFO in subcarriers (a multiple of 2).
+    def __call__(self, sc_spec: np.ndarray, lts_spec: np.ndarray) -> np.ndarray:
+        """Integer CFO hypotheses in subcarriers (multiples of 2), most likely first, shape (2·⌊max/2⌋+1,).
 
         Args:
-            sc_spec, lts_spec: full N-point spectra (FFT bin order) of the SC and first LTS windows
-                taken at the same offset within their symbols, fractional CFO already removed.
+            sc_spec, lts_spec: full N-point spectra (FFT bin order) of the SC window and of the LTS
+                window(s) (one, or the sum of both copies) taken at the same offset within their symbols,
+                fractional CFO already removed.
         """
         diff = np.conj(sc_spec[self.bins]) * lts_spec[self.bins]
-        metric = np.abs(diff @ self.ref)
-        return int(self.shifts[np.argmax(metric)])
+        adj = lts_spec[self.bins_lo] * np.conj(lts_spec[self.bins_hi])
+        metric = np.abs(diff @ self.ref) + np.abs(adj @ self.ref_adj)
+        return self.shifts[np.argsort(-metric)]
 
 
 def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, window: int,

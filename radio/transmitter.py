@@ -10,7 +10,7 @@ from radio.header import FrameHeader
 
 
 class Transmitter:
-    """Builds frames: preamble | repetition-coded header | OFDM payload with pilots.
+    """Builds frames: preamble | polar-coded header | OFDM payload with pilots.
 
     Example:
         >>> import numpy as np, radio

@@ -81,7 +81,7 @@ def test_mismatched_rate_or_frame_config_is_refused(tmp_path):
     with pytest.raises(RecordingError, match="expected 1920000"):
         SigMFReplayBackend(base, expected_sample_rate_hz=1.92e6)
     with pytest.raises(RecordingError, match="fft_size"):
-        SigMFReplayBackend(base, expected_frame_config=FrameConfig(fft_size=256, cp_length=32).to_dict())
+        SigMFReplayBackend(base, expected_frame_config=FrameConfig(preset="custom", fft_size=256, cp_length=32).to_dict())
 
 
 def test_recorder_refuses_overwrite_and_bad_captures(tmp_path):

@@ -12,7 +12,7 @@ from radio.channel_models import ChannelRealisation
 from radio.emulator import used_subcarriers
 
 CFG = radio.FrameConfig()
-WIDE = radio.FrameConfig(sample_rate_hz=30.72e6, fft_size=1024, cp_length=128, num_used_subcarriers=768,
+WIDE = radio.FrameConfig(preset="custom", sample_rate_hz=30.72e6, fft_size=1024, cp_length=128, num_used_subcarriers=768,
                          preamble_cp_length=256)  # the 30.72 MS/s numerology, built directly
 
 

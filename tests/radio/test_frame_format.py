@@ -9,7 +9,7 @@ from radio.header import HEADER_BITS
 
 
 def test_frame_config_toml_round_trip_and_validation():
-    cfg = radio.FrameConfig(cp_length=32, pilot_spacing=8, numerology_id=3)
+    cfg = radio.FrameConfig(preset="custom", cp_length=32, pilot_spacing=8, numerology_id=13)
     assert radio.FrameConfig.from_toml_str(cfg.to_toml_str()) == cfg
     assert radio.FrameConfig().subcarrier_spacing_hz == 30e3
     for bad in ({"cp_length": 0}, {"fft_size": 100}, {"num_used_subcarriers": 126},

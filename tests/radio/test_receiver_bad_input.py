@@ -55,15 +55,15 @@ def test_frame_cut_at_end_of_single_buffer_not_reported_as_frame():
 
 def test_wrong_numerology_reported_not_decoded():
     rng = np.random.default_rng(2)
-    other = radio.FrameConfig(numerology_id=3)
+    other = radio.FrameConfig(preset="custom", numerology_id=14)
     x, _, _ = _frame(rng, cfg=other)
     rx = radio.Receiver(CFG)
     frames = rx.receive(x, final=True)
     assert [f.status for f in frames] == ["numerology_mismatch"]
-    assert frames[0].symbols is None and frames[0].header.numerology_id == 3
+    assert frames[0].symbols is None and frames[0].header.numerology_id == 14
     assert rx.stats.numerology_mismatches == 1
     # a different FFT size is simply not a frame for this receiver
-    x2, _, _ = _frame(rng, cfg=radio.FrameConfig(fft_size=256, cp_length=32, num_used_subcarriers=192))
+    x2, _, _ = _frame(rng, cfg=radio.FrameConfig(preset="custom", fft_size=256, cp_length=32, num_used_subcarriers=192))
     rx2 = radio.Receiver(CFG)
     assert [f for f in rx2.receive(x2, final=True) if f.status == "ok"] == []
 

@@ -59,7 +59,9 @@ def test_delay_spread_of_a_two_tap_channel(spacing):
         phase = np.exp(2j * np.pi * rng.uniform())
         x, truth = apply_channel(TX.modulate(random_symbols(100, rng)), CFG, rng, snr_db=20.0,
                                  taps=[(0.0, np.sqrt(0.5)), (spacing, np.sqrt(0.5) * phase)])
-        est.append(radio.Receiver(CFG).receive(x, final=True)[0].delay_spread_s)
+        f = radio.Receiver(CFG).receive(x, final=True)[0]
+        assert not f.delay_spread_below_resolution
+        est.append(f.delay_spread_s)
     true = spacing / 2 / CFG.sample_rate_hz
     assert truth.delay_spread_s == pytest.approx(true)
     assert np.mean(est) == pytest.approx(true, rel=0.25)
@@ -68,5 +70,15 @@ def test_delay_spread_of_a_two_tap_channel(spacing):
 def test_flat_channel_reports_delay_spread_below_resolution():
     rng = np.random.default_rng(9)
     x, _ = apply_channel(TX.modulate(random_symbols(100, rng)), CFG, rng, snr_db=20.0)
-    f = radio.Receiver(CFG).receive(x, final=True)[0]
-    assert f.delay_spread_s < 1.0 / CFG.occupied_bandwidth_hz / 2
+    rx = radio.Receiver(CFG)
+    f = rx.receive(x, final=True)[0]
+    floor = 0.5 / CFG.occupied_bandwidth_hz  # the documented floor: 174 ns at the narrow preset
+    assert rx.ds.resolution_s == pytest.approx(floor)
+    assert f.delay_spread_below_resolution and f.delay_spread_s == pytest.approx(floor)
+
+
+def test_delay_spread_is_positive_and_flagged_below_the_resolution_floor():
+    ds = radio.Receiver(CFG).ds
+    for tau in (0.0, 0.5 * ds.resolution_s, float("nan")):
+        assert ds.resolve(tau) == (ds.resolution_s, True)
+    assert ds.resolve(2 * ds.resolution_s) == (2 * ds.resolution_s, False)

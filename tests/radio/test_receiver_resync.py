@@ -45,9 +45,11 @@ def test_false_preamble_overlapping_the_real_one_does_not_hide_it():
     x, _ = apply_channel(burst, CFG, rng, snr_db=30.0)
     rx = radio.Receiver(CFG)
     frames = rx.receive(x, final=True)
-    assert [f.status for f in frames] == ["header_crc", "ok"]
-    assert frames[1].header.frame_id == 43 and abs(frames[1].start - (500 + 350)) <= 1
-    assert np.mean(np.abs(frames[1].symbols - s) ** 2) < 0.05
+    # the false candidate is either merged into the real one's detection run or examined and, its window
+    # holding little of its energy, not reported
+    assert [f.status for f in frames] == ["ok"]
+    assert frames[0].header.frame_id == 43 and abs(frames[0].start - (500 + 350)) <= 1
+    assert np.mean(np.abs(frames[0].symbols - s) ** 2) < 0.05
 
 
 def test_frame_with_bad_header_reported_once_then_next_frame_decoded(monkeypatch):
