@@ -51,7 +51,7 @@ class ProfileNotFound(ConfigError, KeyError):
         return str(self.args[0])
 
 
-@dataclass
+@dataclass(frozen=True)
 class MeasurementConditions(TomlConfig):
     """Under which conditions a profile was measured (it is valid near them).
 
@@ -74,9 +74,10 @@ class MeasurementConditions(TomlConfig):
     temperature_c: float = math.nan
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeviceProfile(TomlConfig):
-    """What calibration measured on one device. Every field defaults to "no correction".
+    """What calibration measured on one device (read-only: update with ``dataclasses.replace``). Every
+    field defaults to "no correction".
 
     Attributes:
         serial: device serial (``hw_serial`` of the libiio context); "" when unknown.
