@@ -27,11 +27,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(backend: str, frames: int, workdir: Path) -> dict:
-    cfg = default_config()
-    cfg.edge.num_frames = frames
-    cfg.link.backend = backend
-    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.feedback.endpoint = free_tcp_endpoint()
+    cfg = default_config().replace(edge={"num_frames": frames},
+                                   link={"backend": backend, "tx_endpoint": free_tcp_endpoint(),
+                                         "rx_endpoint": free_tcp_endpoint()},
+                                   feedback={"endpoint": free_tcp_endpoint()})
     cfg.save(workdir / f"{backend}.toml")
     out = workdir / backend
     rc = cli(["run", "--config", str(workdir / f"{backend}.toml"), "--out", str(out)])

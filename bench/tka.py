@@ -32,17 +32,17 @@ from common import provenance  # noqa: E402
 from dekag.jscc import TkaConfig, TrainingChannel, TrainingConfig, cala_num_parameters  # noqa: E402
 from dekag.jscc.evaluate import evaluate  # noqa: E402
 from dekag.jscc.latents import LatentSet, latent_file, standin_latents, vae_latents  # noqa: E402
-from dekag.jscc.train import oracle_name, run_tka  # noqa: E402
+from dekag.jscc.link import SimulatedLink  # noqa: E402
+from dekag.jscc.train import oracle_name, run_tka, stage_budget, stages  # noqa: E402
 from dekag.jscc.training_channel import seed_sionna  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SNRS_DB = [0.0, 5.0, 10.0, 15.0, 20.0]
 SPREADS_S = [30e-9, 100e-9, 300e-9, 1000e-9, 3000e-9]
 TDLS = ["A", "C", "E"]
-FULL_TRAINING = TrainingConfig(base_steps=2000, mismatch_steps=1000, oracle_steps=300, adaptive_steps=1200,
-                               checkpoint_every=200)
-SMOKE_TRAINING = TrainingConfig(base_steps=8, mismatch_steps=4, oracle_steps=2, adaptive_steps=4, batch_size=16,
-                                checkpoint_every=4, oracle_snr_db=[0.0, 20.0], oracle_delay_spread_s=[3000e-9])
+FULL_TRAINING = TrainingConfig(base_steps=2000, adaptive_steps=1200, checkpoint_every=200)
+SMOKE_TRAINING = TrainingConfig(base_steps=8, adaptive_steps=4, batch_size=16, checkpoint_every=4,
+                                oracle_snr_db=[0.0, 20.0], oracle_delay_spread_s=[3000e-9])
 
 
 def pick_source(name: str, seed: int) -> LatentSet:
@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bench": "tka", "smoke": args.smoke, "latent_source": latents.source, "provenance": provenance(),
         "config": cfg.to_dict(), "headline_cala": head, "train_seconds": round(train_s, 1),
         "eval_latents_per_point": len(test), "latent_psnr_peak": peak,
+        "training_steps": stage_budget(stages(cfg, SimulatedLink(channel))),
         "parameters": {"base_codec": base_params, "cala_added": cala_params,
                        "cala_added_bytes_float32": 4 * cala_params, "cala_added_bytes_float16": 2 * cala_params,
                        "cala_added_fraction_of_base": cala_params / base_params, "adjscc_added": adjscc_params},

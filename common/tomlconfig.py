@@ -10,13 +10,29 @@ Every configuration in the project is a ``@dataclass`` that also inherits :class
 >>> Demo.from_toml_str(Demo(rate_hz=2e6).to_toml_str()).rate_hz
 2000000.0
 
-Loading is strict: unknown keys, missing required keys and values of the wrong type raise
-:class:`ConfigError` naming the offending key, so a typo in a lab config never silently falls back
-to a default.
+Loading is strict: unknown keys, missing required keys, values of the wrong type and numbers that are
+not finite (TOML allows ``nan`` and ``inf``) raise :class:`ConfigError` naming the offending key, so a
+typo in a lab config never silently falls back to a default.
+
+A configuration is read-only once built: a change makes a new one through :meth:`TomlConfig.replace`,
+which validates it like any other construction (sections are changed with a table of their own keys):
+
+>>> Demo(rate_hz=2e6).replace(name="y")
+Demo(rate_hz=2000000.0, name='y')
+>>> d = Demo()
+>>> d.rate_hz = float("nan")
+Traceback (most recent call last):
+...
+common.tomlconfig.ConfigError: Demo.rate_hz is read-only once built; make a changed copy with .replace(rate_hz=...)
+>>> Demo(rate_hz=float("inf"))
+Traceback (most recent call last):
+...
+common.tomlconfig.ConfigError: Demo.rate_hz must be finite, got inf
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -28,6 +44,10 @@ import tomli_w
 
 class ConfigError(ValueError):
     """A configuration file or dictionary does not match its dataclass."""
+
+
+MAX_TIMEOUT_S = 86_400.0
+"""Longest timeout any configuration may ask for, s (ZeroMQ takes milliseconds as a 32-bit integer)."""
 
 
 def _check_scalar(value: Any, tp: Any, where: str) -> Any:
@@ -74,6 +94,7 @@ def _check_scalar(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        _check_finite(value, where)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -84,6 +105,15 @@ def _check_scalar(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
         return value
     return value
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Every float, also inside lists and tuples, must be finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value}")
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -117,9 +147,43 @@ def _to_plain(value: Any) -> Any:
 class TomlConfig:
     """Mixin for dataclasses: ``to_dict``/``from_dict``, ``to_toml_str``/``from_toml_str``, ``save``/``load``.
 
-    Subclasses may define ``validate(self)``; it runs after construction from any source (call it from
-    ``__post_init__`` to validate direct construction too) and should raise :class:`ConfigError`.
+    Subclasses define ``validate(self)`` (ranges, choices; raising :class:`ConfigError` that names the key)
+    and call it from ``__post_init__``. Every float is checked for finiteness as it is set. Fields are set
+    once, by the constructor; :meth:`replace` makes a validated changed copy.
     """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__:
+            raise ConfigError(f"{type(self).__name__}.{name} is read-only once built; "
+                              f"make a changed copy with .replace({name}=...)")
+        _check_finite(value, f"{type(self).__name__}.{name}")
+        object.__setattr__(self, name, value)
+
+    def check_range(self, name: str, lo: float, hi: float, *, open_low: bool = False) -> None:
+        """Raise :class:`ConfigError` naming ``name`` unless ``lo ≤ value ≤ hi`` (``lo < value`` if ``open_low``)."""
+        value = getattr(self, name)
+        if not (lo < value if open_low else lo <= value) or not value <= hi:
+            raise ConfigError(f"{type(self).__name__}.{name} must be in {'(' if open_low else '['}{lo}, {hi}], "
+                              f"got {value}")
+
+    def __delattr__(self, name: str) -> None:
+        raise ConfigError(f"{type(self).__name__}.{name} cannot be deleted")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied and validated. A section (a nested config) may be given as a
+        ``dict`` of its own changes: ``cfg.replace(edge={"num_frames": 5})``."""
+        fields = {f.name: f for f in dataclasses.fields(self) if f.init}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}: unknown key(s) {unknown}; known: {sorted(fields)}")
+        for name, value in changes.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and isinstance(current, TomlConfig):
+                changes[name] = current.replace(**value)
+        new = dataclasses.replace(self, **changes)
+        if hasattr(new, "validate"):
+            new.validate()
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -151,6 +215,10 @@ class TomlConfig:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            return cls.from_toml_str(path.read_text())
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a TOML text file (not UTF-8 at byte {exc.start})") from None
+        try:
+            return cls.from_toml_str(text)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None

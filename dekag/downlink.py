@@ -2,23 +2,34 @@
 MAKD run) and transmission knowledge (the JSCC codec with CALA from a T-KA run) in one
 :mod:`dekag.knowledge_package` folder, verified against the edge base model it was made for.
 
->>> dl = load_downlink()                                   # the shipped miniature package  # doctest: +SKIP
->>> pipe = dl.aligned_edge(world)                          # fresh edge + metaword + G-LoRA   # doctest: +SKIP
->>> symbols = dl.codec.encode(latent, (12.0, 300e-9))      # CALA gated on (SNR dB, delay spread s)  # doctest: +SKIP
+>>> from dekag.miniature.world import load_world
+>>> world = load_world()
+>>> dl = load_downlink(world=world)                        # the shipped miniature package, verified
+>>> pipe = dl.aligned_edge(world)                          # fresh edge + metaword + G-LoRA
+>>> latent = torch.zeros(1, 4, 8, 8)
+>>> dl.codec.encode(latent, (12.0, 300e-9)).shape          # CALA gated on (SNR dB, delay spread s)
+torch.Size([1, 128])
 
 Build one from two runs with ``python -m dekag.downlink --makd runs/makd --tka runs/tka --out DIR``.
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from dekag.jscc import CalaLayer, Condition, JsccCodec
-from dekag.knowledge_package import (BaseModel, KnowledgePackage, KnowledgePackageError, base_model_from_folder,
-                                     load_package, save_package)
+from dekag.jscc import CalaLayer, ChannelConfig, JsccCodec
+from dekag.jscc.condition_domain import ConditionDomain
+from dekag.knowledge_package import (
+    BaseModel,
+    KnowledgePackage,
+    KnowledgePackageError,
+    base_model_from_folder,
+    load_package,
+    save_package,
+)
 
 SHIPPED = Path(__file__).resolve().parent / "miniature" / "checkpoints" / "downlink"
 """The package built from the shipped miniature world's MAKD and T-KA runs."""
@@ -33,6 +44,10 @@ class Downlink:
     metaword: str
     subject_word: str
     sampling: dict
+    condition_domain: ConditionDomain = field(default_factory=lambda: ChannelConfig().condition_domain)
+    latent_peak: float | None = None
+    """Peak-to-peak range of the latents the codec was trained on: the one peak of every latent PSNR
+    (``None`` in packages made before it was recorded: then each latent's own range)."""
 
     def aligned_edge(self, world):
         """A fresh edge pipeline of ``world`` with the metaword and G-LoRA loaded the diffusers way."""
@@ -44,34 +59,54 @@ class Downlink:
 
     @torch.no_grad()
     def gate_weights(self, snr_db: float, delay_spread_s: float) -> list[float]:
-        """CALA's gates g(c) for one condition, averaged over the adapted layers: R values."""
-        c = Condition(snr_db, delay_spread_s).normalised(1)
+        """CALA's gates g(c) for one condition (mapped through :attr:`condition_domain`), averaged over the
+        adapted layers: R values."""
+        c = self.condition_domain.apply(snr_db, delay_spread_s).condition.normalised(1)
         gates = [m.gates(c)[0] for m in self.codec.modules() if isinstance(m, CalaLayer)]
         return torch.stack(gates).mean(0).tolist() if gates else []
 
 
-def build_downlink(out: str | Path, makd_run_dir: str | Path, tka_run_dir: str | Path, *, cala_stage: str = "",
-                   edge_folder: str | Path | None = None, precision_bits: int = 16) -> KnowledgePackage:
-    """Package a MAKD run's metaword + G-LoRA and a T-KA run's CALA codec for the edge model in ``edge_folder``
-    (default: the MAKD run's world edge)."""
+def build_downlink(out: str | Path, makd_run_dir: str | Path | None, tka_run_dir: str | Path, *, cala_stage: str = "",
+                   edge_folder: str | Path | None = None, precision_bits: int = 16,
+                   from_package: str | Path | None = None, latent_peak: float | None = None) -> KnowledgePackage:
+    """Package a MAKD run's metaword + G-LoRA (or those of the package ``from_package``) and a T-KA run's
+    CALA codec for the edge model in ``edge_folder`` (default: the MAKD run's world edge, or the package's
+    base model); ``latent_peak`` is recorded as the peak of latent PSNR."""
     from dekag.jscc.config import TkaConfig
     from dekag.jscc.train import load_stage
+
+    tka_cfg = TkaConfig.load(Path(tka_run_dir) / "config.toml")
+    stage = cala_stage or f"cala_{tka_cfg.cala.gate}"
+    codec = load_stage(tka_run_dir, stage, tka_cfg)
+    if from_package is not None:
+        source = load_package(from_package)
+        makd_info, base = source.info["makd"], BaseModel(**source.manifest["base_model"])
+        groups = {name: source.groups[name] for name in ("metaword", "glora")}
+        if edge_folder is not None:
+            base = base_model_from_folder(edge_folder, name="edge")
+    elif makd_run_dir is not None:
+        makd_info, groups, base = _makd_part(makd_run_dir, edge_folder)
+    else:
+        raise KnowledgePackageError("need a MAKD run folder or a package to take metaword and G-LoRA from")
+    gate = next(m.gate_kind for m in codec.modules() if isinstance(m, CalaLayer))
+    info = {"makd": makd_info,
+            "tka": {"stage": stage, "codec": tka_cfg.codec.to_dict(), "cala": {**tka_cfg.cala.to_dict(), "gate": gate},
+                    "link": tka_cfg.training.link, "condition_domain": tka_cfg.channel.condition_domain.to_dict(),
+                    **({"latent_peak": float(latent_peak)} if latent_peak is not None else {})}}
+    return save_package(out, {**groups, "jscc": dict(codec.state_dict())}, base, precision_bits, info)
+
+
+def _makd_part(makd_run_dir: str | Path, edge_folder: str | Path | None) -> tuple[dict, dict, BaseModel]:
+    """(info, groups, base model) of a MAKD run: metaword + G-LoRA for the run's (or ``edge_folder``'s) edge."""
     from dekag.makd.align import makd_groups
     from dekag.makd.config import MakdConfig
     from dekag.miniature.world import CHECKPOINT_DIR
 
-    makd_cfg = MakdConfig.load(Path(makd_run_dir) / "config.toml")
-    tka_cfg = TkaConfig.load(Path(tka_run_dir) / "config.toml")
-    stage = cala_stage or f"cala_{tka_cfg.cala.gate}"
-    codec = load_stage(tka_run_dir, stage, tka_cfg)
-    edge_folder = Path(edge_folder or makd_cfg.edge_dir or Path(makd_cfg.world_dir or CHECKPOINT_DIR) / "edge")
-    groups = {**makd_groups(makd_run_dir, makd_cfg), "jscc": dict(codec.state_dict())}
-    gate = next(m.gate_kind for m in codec.modules() if isinstance(m, CalaLayer))
-    info = {"makd": {"metaword": makd_cfg.metaword, "subject_word": makd_cfg.subject_word, "rank": makd_cfg.rank,
-                     "num_inference_steps": makd_cfg.num_inference_steps,
-                     "guidance_scale": makd_cfg.guidance_scale},
-            "tka": {"stage": stage, "codec": tka_cfg.codec.to_dict(), "cala": {**tka_cfg.cala.to_dict(), "gate": gate}}}
-    return save_package(out, groups, base_model_from_folder(edge_folder, name="edge"), precision_bits, info)
+    cfg = MakdConfig.load(Path(makd_run_dir) / "config.toml")
+    edge_folder = Path(edge_folder or cfg.edge_dir or Path(cfg.world_dir or CHECKPOINT_DIR) / "edge")
+    info = {"metaword": cfg.metaword, "subject_word": cfg.subject_word, "rank": cfg.rank,
+            "num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale}
+    return info, makd_groups(makd_run_dir, cfg), base_model_from_folder(edge_folder, name="edge")
 
 
 def load_downlink(folder: str | Path | None = None, world=None, expected_base: BaseModel | None = None) -> Downlink:
@@ -87,24 +122,43 @@ def load_downlink(folder: str | Path | None = None, world=None, expected_base: B
         if group not in package.groups:
             raise KnowledgePackageError(f"{package.folder}: no {group!r} group; a downlink package needs "
                                         "metaword, glora and jscc")
-    tka, makd = package.info["tka"], package.info["makd"]
-    codec = JsccCodec(CodecConfig.from_dict(tka["codec"]))
-    apply_cala(codec, CalaConfig.from_dict(tka["cala"]))
-    codec.load_state_dict(package.groups["jscc"])
-    return Downlink(package=package, codec=codec.eval(), metaword=makd["metaword"], subject_word=makd["subject_word"],
-                    sampling={"num_inference_steps": makd["num_inference_steps"],
-                              "guidance_scale": makd["guidance_scale"]})
+    try:
+        tka, makd = package.info["tka"], package.info["makd"]
+        codec = JsccCodec(CodecConfig.from_dict(tka["codec"]))
+        apply_cala(codec, CalaConfig.from_dict(tka["cala"]))
+        codec.load_state_dict(package.groups["jscc"])
+        domain = (ConditionDomain.from_dict(tka["condition_domain"]) if "condition_domain" in tka
+                  else ChannelConfig().condition_domain)
+        peak = tka.get("latent_peak")
+        return Downlink(package=package, codec=codec.eval(), metaword=str(makd["metaword"]),
+                        subject_word=str(makd["subject_word"]),
+                        sampling={"num_inference_steps": int(makd["num_inference_steps"]),
+                                  "guidance_scale": float(makd["guidance_scale"])},
+                        condition_domain=domain, latent_peak=None if peak is None else float(peak))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # ConfigError, ConditionError are ValueErrors
+        raise KnowledgePackageError(f"{package.folder}: not a downlink package ({type(exc).__name__}: {exc})") \
+            from None
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dekag.downlink", description=__doc__.split("\n\n")[0])
-    p.add_argument("--makd", required=True, help="MAKD run folder (dekag-testbed align)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--makd", help="MAKD run folder (dekag-testbed align)")
+    src.add_argument("--from-package", help="take metaword + G-LoRA from this package ('shipped': the shipped one)")
     p.add_argument("--tka", required=True, help="T-KA run folder (dekag-testbed train)")
     p.add_argument("--out", default=str(SHIPPED))
     p.add_argument("--stage", default="", help="T-KA stage to ship (default cala_<gate>)")
     p.add_argument("--bits", type=int, default=16, choices=[16, 8, 4, 2])
+    p.add_argument("--latents", help="the T-KA latents file: its peak-to-peak range becomes the package's PSNR peak")
     a = p.parse_args(argv)
-    pkg = build_downlink(a.out, a.makd, a.tka, cala_stage=a.stage, precision_bits=a.bits)
+    peak = None
+    if a.latents:
+        from dekag.jscc.latents import latent_file
+        z = latent_file(a.latents).latents
+        peak = float(z.max() - z.min())
+    source = (SHIPPED if a.from_package == "shipped" else a.from_package) if a.from_package else None
+    pkg = build_downlink(a.out, a.makd, a.tka, cala_stage=a.stage, precision_bits=a.bits, from_package=source,
+                         latent_peak=peak)
     print(f"{pkg.folder}: {pkg.total_bytes} bytes, groups {sorted(pkg.groups)}")
     return 0
 

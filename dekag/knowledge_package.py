@@ -3,7 +3,8 @@
 A package is a folder::
 
     manifest.json            format, precision_bits, base model identity + hash, per-group file/SHA-256/bytes,
-                             per-tensor shape, free-form ``info`` (rank, metaword token, ...)
+                             per-tensor shape, free-form ``info`` (rank, metaword token, ...), and the SHA-256
+                             of all that (schema and hash: :mod:`dekag.package_manifest`)
     <group>.safetensors      one file per group, e.g. "metaword", "glora" (and "cala" from the JSCC side)
 
 Precision: 32 (float32 as is), 16 (float16), or 8/4/2 bits: affine per-row quantisation (rows along the
@@ -28,22 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from dekag.package_manifest import (FORMAT, PRECISIONS, KnowledgePackageError, PackageCorruptError, check_manifest,
+                                    seal)
 
-FORMAT = "dekag-knowledge-package/1"
-PRECISIONS = (32, 16, 8, 4, 2)
+__all__ = ["FORMAT", "PRECISIONS", "BaseModel", "BaseModelNotFound", "KnowledgePackage", "KnowledgePackageError",
+           "PackageCorruptError", "PackageMismatchError", "base_model_from_folder", "dequantize", "load_package",
+           "quantize", "save_package", "sha256_file"]
+
 _MANIFEST = "manifest.json"
-
-
-class KnowledgePackageError(ValueError):
-    """Base class: a knowledge package cannot be written or used."""
-
-
-class PackageCorruptError(KnowledgePackageError):
-    """A file is missing, its SHA-256 differs from the manifest, or a tensor does not match its shape."""
 
 
 class PackageMismatchError(KnowledgePackageError):
     """The package was made for another base model (identity or weights hash differ)."""
+
+
+class BaseModelNotFound(KnowledgePackageError, FileNotFoundError):
+    """A folder has no weights to identify a base model by."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def base_model_from_folder(folder: str | Path, name: str | None = None) -> BaseM
     files = sorted(p for sub in ("unet", "text_encoder") for p in (folder / sub).glob("*")
                    if p.suffix in (".safetensors", ".bin"))
     if not files:
-        raise FileNotFoundError(f"{folder}: no unet/ or text_encoder/ weight files to identify the base model")
+        raise BaseModelNotFound(f"{folder}: no unet/ or text_encoder/ weight files to identify the base model")
     h = hashlib.sha256()
     for p in files:
         h.update(p.relative_to(folder).as_posix().encode() + b"\0" + sha256_file(p).encode())
@@ -205,12 +206,13 @@ def save_package(folder: str | Path, groups: dict[str, dict[str, torch.Tensor]],
         manifest["groups"][group] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                                      "tensors": {n: list(t.shape) for n, t in tensors.items()}}
     manifest["total_bytes"] = sum(g["bytes"] for g in manifest["groups"].values())
-    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (folder / _MANIFEST).write_text(json.dumps(seal(manifest), indent=2))
     return load_package(folder, expected_base=base)
 
 
 def load_package(folder: str | Path, expected_base: BaseModel | None = None) -> KnowledgePackage:
-    """Read, verify (SHA-256, shapes, base model) and dequantise a package to float32.
+    """Read, verify (manifest schema and SHA-256, files' SHA-256, shapes, base model) and dequantise a
+    package to float32.
 
     Raises :class:`PackageCorruptError` or :class:`PackageMismatchError`.
     """
@@ -219,13 +221,12 @@ def load_package(folder: str | Path, expected_base: BaseModel | None = None) -> 
 
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / _MANIFEST).read_text())
+        manifest = json.loads((folder / _MANIFEST).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise PackageCorruptError(f"{folder}: no {_MANIFEST}") from None
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageCorruptError(f"{folder / _MANIFEST}: not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise PackageCorruptError(f"{folder}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    check_manifest(manifest, str(folder / _MANIFEST))
     if expected_base is not None:
         got = BaseModel(**manifest["base_model"])
         if got != expected_base:

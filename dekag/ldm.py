@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from dekag.errors import DekagError
 
-class PipelineFolderError(FileNotFoundError):
+
+class PipelineFolderError(DekagError, FileNotFoundError):
     """A local diffusers folder is missing or incomplete."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from experiments.config import TestbedConfig
+from experiments.peer_watch import PeerLost, PeerWatch
 from experiments.run_folder import RunFolder
 from radio.backends.base import PeerTimeout
 from radio.backends.zmq_rf import ZmqChannelRelay
@@ -68,18 +69,33 @@ class ScheduledChannel:
 
 
 def run_channel_node(config: TestbedConfig, run: RunFolder, stop: threading.Event | None = None) -> dict[str, int]:
-    """Relay bursts until ``stop`` is set or no peer shows up for ``link.timeout_s``. Returns counters."""
+    """Relay bursts until ``stop`` is set; a peer that times out ``link.max_peer_timeouts`` times in a row
+    (``link.timeout_s`` each, after the start-up wait) ends the node with :class:`PeerLost`, after the
+    ``stop`` event. Returns counters."""
     channel = ScheduledChannel(config, run)
     channel.warm_up(config.edge.num_frames)
     link = config.link
     run.event("start", tx_endpoint=link.tx_endpoint, rx_endpoint=link.rx_endpoint)
-    with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s) as relay:
+    peer = PeerWatch(link.max_peer_timeouts)
+    with ZmqChannelRelay(link.tx_endpoint, link.rx_endpoint, channel, timeout_s=link.timeout_s,
+                         token=link.session_token.encode()) as relay:
         try:
-            relay.run(stop, idle_timeout_s=link.timeout_s, startup_timeout_s=link.startup_timeout_s)
-        except PeerTimeout as exc:
+            startup_s = link.startup_timeout_s
+            while True:
+                bursts = channel.bursts
+                try:
+                    relay.run(stop, idle_timeout_s=link.timeout_s, startup_timeout_s=startup_s)
+                    break  # stop was set
+                except PeerTimeout as exc:
+                    startup_s = None  # waited for start-up once
+                    run.event("peer_timeout", error=str(exc), bursts=channel.bursts)
+                    if channel.bursts > bursts:
+                        peer.ok()
+                    peer.timed_out(exc)
+        except PeerLost as exc:
             run.event("peer_lost", error=str(exc), bursts=channel.bursts)
-            if channel.bursts == 0:
-                raise
-        counters = relay.counters
-    run.event("stop", **counters)
+            raise
+        finally:
+            counters = relay.counters
+            run.event("stop", **counters)
     return counters

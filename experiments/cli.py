@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,14 +25,18 @@ from datetime import datetime
 from pathlib import Path
 
 from common.tomlconfig import ConfigError
+from experiments import exit_codes
 from experiments.config import TestbedConfig, default_config
 
 REPO = Path(__file__).resolve().parent.parent
+OVERRIDES = (("frames", "edge", "num_frames"), ("backend", "link", "backend"),
+             ("feedback_endpoint", "feedback", "endpoint"))
+"""(command-line option, config section, key) of the node commands' overrides."""
 
 
 def _sigterm_as_interrupt() -> None:
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise exit_codes.Stopped(signum)
     signal.signal(signal.SIGTERM, handler)
 
 
@@ -40,15 +45,10 @@ def load_config(path: str | None) -> TestbedConfig:
 
 
 def _apply_overrides(cfg: TestbedConfig, args: argparse.Namespace) -> TestbedConfig:
-    if getattr(args, "frames", None):
-        cfg.edge.num_frames = args.frames
-    if getattr(args, "backend", None):
-        cfg.link.backend = args.backend
-        cfg.link.validate()
-    if getattr(args, "feedback_endpoint", None):
-        cfg.feedback.endpoint = args.feedback_endpoint
-        cfg.feedback.validate()
-    return cfg
+    """The config with the command line's overrides, validated like any other change."""
+    changes = {section: {key: getattr(args, option)} for option, section, key in OVERRIDES
+               if getattr(args, option, None) is not None}
+    return cfg.replace(**changes)
 
 
 def _out_dir(args: argparse.Namespace, cfg: TestbedConfig) -> Path:
@@ -66,6 +66,8 @@ def _node(role: str, args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _apply_overrides(load_config(args.config), args)
+    if not cfg.link.session_token:  # the run's own virtual-RF ports: other local processes get no samples
+        cfg = cfg.replace(link={"session_token": secrets.token_hex(16)})
     out = _out_dir(args, cfg)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.toml")
@@ -81,53 +83,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     return rc
 
 
-def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool) -> int:
-    """Start channel (if emulated), user and edge as separate processes; wait for edge and user."""
+def node_command(role: str, out: Path) -> list[str]:
+    """The command line of one node of a ``run`` (its config is the run folder's)."""
+    return [sys.executable, "-m", "experiments.cli", role, "--config", str(out / "config.toml"), "--out", str(out)]
+
+
+def _run_processes(cfg: TestbedConfig, out: Path, with_channel: bool, command=node_command) -> int:
+    """Start channel (if emulated), user and edge as separate processes (``command(role, out)``) and wait for
+    edge and user. When a node fails (or the channel stops while the others run), the others are stopped and
+    the parent says which and why; the run's exit status is that node's (:mod:`experiments.exit_codes`)."""
     roles = (["channel"] if with_channel else []) + ["user", "edge"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = {}
     for role in roles:
-        cmd = [sys.executable, "-m", "experiments.cli", role, "--config", str(out / "config.toml"), "--out", str(out)]
+        cmd = command(role, out)
         log = open(out / f"{role}.log", "w")
         procs[role] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()), log)
     from tqdm import tqdm
 
     from experiments.run_folder import read_jsonl
 
-    rc = 0
+    status = exit_codes.OK
     bar = tqdm(total=cfg.edge.num_frames, desc="frames decoded at the user", unit="frame")
+    # once the edge is done, the user may still wait for its last frame up to this long
+    grace_s = cfg.link.timeout_s * cfg.link.max_peer_timeouts + 5
     try:
         deadline = None
         while True:
             decoded = sum(1 for r in read_jsonl(out / "user.results.jsonl") if r.get("frame_id") is not None)
             if decoded > bar.n:
                 bar.update(decoded - bar.n)
-            edge_rc, user_rc = procs["edge"][0].poll(), procs["user"][0].poll()
-            if edge_rc is not None and user_rc is not None:
-                rc = edge_rc or user_rc
+            codes = {role: proc.poll() for role, (proc, _) in procs.items()}
+            failed = [r for r in roles if codes[r] is not None and (codes[r] != 0 or r == "channel")]
+            if failed:
+                role = failed[0]
+                code = exit_codes.shell_status(codes[role])
+                status = code or exit_codes.NODE_STOPPED
+                print(f"dekag-testbed: the {role} node exited with status {code} ({exit_codes.describe(status)})"
+                      f"{_last_error(out, role)}; stopping the others. See {out / (role + '.log')}", flush=True)
                 break
-            if edge_rc is not None and deadline is None:  # the edge is done: give the user time to finish
-                deadline = time.monotonic() + cfg.link.timeout_s + 5
+            if codes["edge"] is not None and codes["user"] is not None:
+                break
+            if codes["edge"] is not None and deadline is None:
+                deadline = time.monotonic() + grace_s
             if deadline is not None and time.monotonic() > deadline:
-                procs["user"][0].terminate()
+                print(f"dekag-testbed: the user node did not finish within {grace_s} s of the edge; stopping it",
+                      flush=True)
+                status = exit_codes.NODE_STOPPED
+                break
             time.sleep(0.2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted: stopping the nodes (results so far are kept)", flush=True)
-        rc = 130
+        status = exit_codes.status_of(exc)
     finally:
         bar.close()
-        for role, (proc, log) in procs.items():
+        for proc, _ in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for role, (proc, log) in procs.items():
+        for proc, log in procs.values():
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
             log.close()
-            if proc.returncode not in (0, None, -signal.SIGTERM, 130) and role != "channel":
-                print(f"{role} exited with {proc.returncode}; see {out / (role + '.log')}", flush=True)
-    return rc
+    return status
+
+
+def _last_error(out: Path, role: str) -> str:
+    """``": <error>"`` of the node's last event that carries one (empty if none)."""
+    from experiments.run_folder import read_jsonl
+    errors = [e["error"] for e in read_jsonl(out / f"{role}.events.jsonl") if "error" in e]
+    return f": {errors[-1]}" if errors else ""
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -204,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 DELEGATED = {"train-world": ("dekag.miniature.train_world", "train the miniature world"),
              "align": ("dekag.makd.align", "MAKD: metaword + G-LoRA, with baselines"),
-             "train": ("dekag.jscc.train", "T-KA: JSCC codec + CALA, with baselines"),
+             "train": ("experiments.tka_training", "T-KA: JSCC codec + CALA, with baselines"),
              "build-package": ("dekag.downlink", "the downlink knowledge package from a MAKD and a T-KA run"),
              "calibrate": ("calibration.cli", "per-device calibration: JSON, PNG and a device profile")}
 
@@ -221,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"dekag-testbed: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return exit_codes.CONFIG_ERROR
+    except KeyboardInterrupt as exc:
+        return exit_codes.status_of(exc)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,26 @@
 ``dekag-testbed run`` with no ``--config`` uses the embedded default (:func:`default_config`): the
 ZeroMQ virtual RF between three local processes, the Sionna emulator with hardware impairments on,
 an SNR/delay-spread schedule that changes every few frames so CALA has something to adapt to, and the
-shipped miniature models. ``dekag-testbed config --dump`` prints it as a starting point for a lab file.
+shipped miniature models. ``dekag-testbed config`` prints it as a starting point for a lab file.
+
+Every value is checked when a config is built or loaded (types, finiteness, ranges, with the key named)
+and a config is read-only afterwards; a changed one is made with ``cfg.replace(section={key: value})``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.backends.pluto import PlutoConfig
+from radio.backends.zmq_rf import MAX_CHUNK_SAMPLES, MAX_TOKEN_CHARS
 from radio.config import FrameConfig, ReceiverConfig
-from radio.emulator import EmulatorConfig
+from radio.emulator import MAX_DELAY_SPREAD_S, EmulatorConfig
 from radio.feedback import FeedbackConfig
 from radio.impairments import Impairments
 
 BACKENDS = ("zmq", "emulator", "pluto")
+MAX_FRAMES = 10_000_000
+"""Most frames one run may send (frame ids on the air wrap at 65 536; the nodes unwrap them)."""
 
 
 @dataclass
@@ -29,24 +35,29 @@ class LinkSection(TomlConfig):
         tx_endpoint: ZeroMQ address the edge serves TX samples on (the channel node connects).
         rx_endpoint: ZeroMQ address the channel node serves RX samples on (the user connects).
         timeout_s: once running, how long a node waits for its peer before it reports the peer lost.
+        max_peer_timeouts: a node stops (exit code 3) after this many consecutive peer timeouts.
         startup_timeout_s: how long a node waits for its peers to come up (model loading, Sionna import).
         guard_samples: zeros after each frame burst (≥ 2 × ``chunk_samples`` so a frame is complete
             before the next burst is needed).
         chunk_samples: samples the user asks for per read.
         edge_pluto, user_pluto: the two radios for ``backend = "pluto"``.
         record_sigmf: also record everything the user receives as SigMF in the run folder.
+        session_token: the virtual-RF ports serve samples only to requests carrying it (``run`` draws one
+            per run when empty; empty for single nodes = no check).
     """
 
     backend: str = "zmq"
     tx_endpoint: str = "tcp://127.0.0.1:52100"
     rx_endpoint: str = "tcp://127.0.0.1:52101"
     timeout_s: float = 10.0
+    max_peer_timeouts: int = 3
     startup_timeout_s: float = 120.0
     guard_samples: int = 8192
     chunk_samples: int = 4096
     edge_pluto: PlutoConfig = field(default_factory=PlutoConfig)
     user_pluto: PlutoConfig = field(default_factory=PlutoConfig)
     record_sigmf: bool = False
+    session_token: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -54,10 +65,13 @@ class LinkSection(TomlConfig):
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"link.backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.chunk_samples < 256 or self.guard_samples < 2 * self.chunk_samples:
-            raise ConfigError("link.chunk_samples must be ≥ 256 and link.guard_samples ≥ 2 × chunk_samples")
-        if not self.timeout_s > 0 or not self.startup_timeout_s > 0:
-            raise ConfigError("link.timeout_s and link.startup_timeout_s must be positive")
+        self.check_range("chunk_samples", 256, MAX_CHUNK_SAMPLES)
+        self.check_range("guard_samples", 2 * self.chunk_samples, 100 * MAX_CHUNK_SAMPLES)
+        for name in ("timeout_s", "startup_timeout_s"):
+            self.check_range(name, 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("max_peer_timeouts", 1, 1_000_000)
+        if len(self.session_token) > MAX_TOKEN_CHARS:
+            raise ConfigError(f"link.session_token must be at most {MAX_TOKEN_CHARS} characters")
 
 
 @dataclass
@@ -82,8 +96,9 @@ class ChannelSection(TomlConfig):
     def validate(self) -> None:
         if self.frames_per_step < 1:
             raise ConfigError("channel.frames_per_step must be ≥ 1")
-        if any(d <= 0 for d in self.delay_spread_s_schedule):
-            raise ConfigError("channel.delay_spread_s_schedule values must be positive (seconds)")
+        if any(not 0 < d <= MAX_DELAY_SPREAD_S for d in self.delay_spread_s_schedule):
+            raise ConfigError(f"channel.delay_spread_s_schedule values must be in (0, {MAX_DELAY_SPREAD_S}] s, "
+                              f"got {self.delay_spread_s_schedule}")
 
     def condition_at(self, burst: int) -> tuple[float, float]:
         """Nominal ``(snr_db, delay_spread_s)`` of burst number ``burst`` (0-based)."""
@@ -119,8 +134,9 @@ class EdgeSection(TomlConfig):
         self.validate()
 
     def validate(self) -> None:
-        if self.num_frames < 1:
-            raise ConfigError("edge.num_frames must be ≥ 1")
+        self.check_range("num_frames", 1, MAX_FRAMES)
+        self.check_range("seed", 0, 2**32 - 1)
+        self.check_range("feedback_wait_s", 0.0, MAX_TIMEOUT_S)
         if not self.prompts:
             raise ConfigError("edge.prompts must hold at least one prompt")
         if self.condition not in ("feedback", "fixed"):

@@ -13,7 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
+from dekag.jscc.condition_domain import ConditionDomain
 from experiments.config import TestbedConfig
+from experiments.peer_watch import PeerWatch
 from experiments.run_folder import RunFolder
 from radio.backends.base import PeerTimeout, RadioBackend
 from radio.feedback import ConditionResult, CsiSubscriber, FixedCondition
@@ -26,6 +28,8 @@ class EdgeKnowledge(Protocol):
     def prompt(self, template: str) -> str: ...
     def generate(self, prompt: str, seed: int) -> object: ...
     def save_reference(self, path, prompt: str, seed: int, latent: object) -> dict: ...
+    condition_domain: ConditionDomain
+
     def encode(self, latent: object, snr_db: float, delay_spread_s: float) -> tuple[np.ndarray, list[float]]: ...
 
 
@@ -47,7 +51,8 @@ class EdgeNode:
         knowledge: generator + encoder.
         backend: the radio (its ``transmit`` gets one burst per frame).
         conditions: a :class:`CsiSubscriber` (feedback) or :class:`FixedCondition`.
-        on_first_contact: called once, after the first burst was taken (e.g. shorten start-up timeouts).
+        on_first_contact: called once, after the first transmit attempt (taken or timed out: a peer that
+            did not come up within the start-up timeout is not waited for that long again).
     """
 
     def __init__(self, config: TestbedConfig, run: RunFolder, knowledge: EdgeKnowledge, backend: RadioBackend,
@@ -61,6 +66,7 @@ class EdgeNode:
         self.guard = np.zeros(config.link.guard_samples, np.complex64)
         self.sent = 0
         self.lost = 0
+        self.peer = PeerWatch(config.link.max_peer_timeouts)
         self._on_first_contact = on_first_contact
         (run.root / "refs").mkdir(exist_ok=True)
 
@@ -89,24 +95,29 @@ class EdgeNode:
         watch.lap("reference")
         cond = self._condition(frame_id)
         watch.lap("feedback_wait")
-        snr_db, ds_s = cond.condition.snr_db, cond.condition.delay_spread_s
+        mapped = self.knowledge.condition_domain.apply(cond.condition.snr_db, cond.condition.delay_spread_s)
+        snr_db, ds_s = mapped.as_tuple()
         symbols, gates = self.knowledge.encode(latent, snr_db, ds_s)
         watch.lap("encode")
         iq = self.tx.modulate(symbols, frame_id=frame_id % 65536, condition=(snr_db, ds_s))
         watch.lap("modulate")
-        transmitted = True
+        timeout = None
         try:
             self.backend.transmit(np.concatenate([iq, self.guard]))
             self.sent += 1
-            if self.sent == 1 and self._on_first_contact is not None:
-                self._on_first_contact()
+            self.peer.ok()
         except PeerTimeout as exc:
-            transmitted = False
+            timeout = exc
             self.lost += 1
             self.run.event("peer_lost", frame_id=frame_id, error=str(exc))
+        transmitted = timeout is None
+        if self.sent + self.lost == 1 and self._on_first_contact is not None:
+            self._on_first_contact()
         watch.lap("transmit")
         row = dict(frame_id=frame_id, prompt=prompt, gen_seed=seed, transmitted=transmitted,
                    enc_snr_db=snr_db, enc_delay_spread_s=ds_s, condition_source=cond.source,
+                   csi_snr_db=cond.condition.snr_db, csi_delay_spread_s=cond.condition.delay_spread_s,
+                   enc_condition_applied=list(mapped.applied),
                    csi_age_s=cond.age_s, csi_frame_id=cond.frame_id,
                    csi_age_frames=(frame_id - cond.frame_id
                                    if cond.source == "feedback" and cond.frame_id is not None else None),
@@ -114,16 +125,28 @@ class EdgeNode:
         if cond.source == "fallback":
             self.run.event("fallback_condition", frame_id=frame_id, snr_db=snr_db, delay_spread_s=ds_s)
         self.run.result(**row)
+        if timeout is not None:
+            self.peer.timed_out(timeout)  # PeerLost after link.max_peer_timeouts in a row
         return row
 
 
 def run_edge_node(node: EdgeNode) -> dict[str, int]:
-    """Send every configured frame (the edge keeps going when its peer is lost); returns counters."""
+    """Send every configured frame; returns counters. A peer that times out now and then costs those frames;
+    one that times out ``link.max_peer_timeouts`` times in a row ends the node (:class:`PeerLost`, after a
+    ``stop`` event that counts the frames never attempted)."""
     node.run.event("start", num_frames=node.config.edge.num_frames)
-    for frame_id in range(node.config.edge.num_frames):
-        node.send_frame(frame_id)
-    counters = {"sent": node.sent, "lost": node.lost}
+    try:
+        for frame_id in range(node.config.edge.num_frames):
+            node.send_frame(frame_id)
+    finally:
+        counters = _counters(node)
+        node.run.event("stop", **counters)
+    return counters
+
+
+def _counters(node: EdgeNode) -> dict[str, int]:
+    counters = {"sent": node.sent, "lost": node.lost,
+                "not_attempted": node.config.edge.num_frames - node.sent - node.lost}
     if isinstance(node.conditions, CsiSubscriber):
         counters.update({f"feedback_{k}": v for k, v in node.conditions.counters.as_dict().items()})
-    node.run.event("stop", **counters)
     return counters

@@ -4,8 +4,12 @@ Both runtimes load the miniature world (or a real-scale one, through the same co
 downlink knowledge package (metaword + G-LoRA + JSCC codec with CALA, :mod:`dekag.downlink`).
 
 The radio receiver returns MMSE (biased) symbol estimates ``ŝ`` with error variance ``e`` per symbol;
-the JSCC decoder was trained on Sionna's LMMSE equaliser output, which is unbiased with effective
-noise ``N/|H|²``. :func:`unbiased` converts: ``s = ŝ / (1 − e)``, ``no_eff = e / (1 − e)``.
+the JSCC decoder reads unbiased estimates with effective noise ``N/|H|²``.
+:func:`~experiments.frame_link.unbiased` converts: ``s = ŝ / (1 − e)``, ``no_eff = e / (1 − e)``.
+
+Every condition reaches the codec through the package's
+:class:`~dekag.jscc.condition_domain.ConditionDomain` (``condition_domain``): the nodes map each reported
+condition with it, record the rules applied, and hand the codec only conditions inside its domain.
 """
 from __future__ import annotations
 
@@ -24,12 +28,7 @@ from dekag.jscc import symbols_from_numpy, symbols_to_numpy  # noqa: E402
 from dekag.metrics import feature_consistency, psnr_ssim  # noqa: E402
 from dekag.miniature.world import World, load_world  # noqa: E402
 from experiments.config import TestbedConfig  # noqa: E402
-
-
-def unbiased(symbols: np.ndarray, error_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MMSE estimates and their error variance → unbiased estimates and effective noise variance."""
-    e = np.clip(np.asarray(error_var, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return (np.asarray(symbols) / (1 - e)).astype(np.complex64), (e / (1 - e)).astype(np.float32)
+from experiments.frame_link import unbiased  # noqa: E402
 
 
 def to_png_array(image: torch.Tensor) -> np.ndarray:
@@ -54,9 +53,10 @@ class EdgeRuntime:
         self.downlink = downlink
         self.pipe = downlink.aligned_edge(world)
         self.images_dir = images_dir
+        self.condition_domain = downlink.condition_domain
 
     @classmethod
-    def load(cls, config: TestbedConfig, images_dir: Path) -> "EdgeRuntime":
+    def load(cls, config: TestbedConfig, images_dir: Path) -> EdgeRuntime:
         torch.set_num_threads(1)
         world = load_world()
         return cls(world, load_downlink(config.edge.knowledge_package or None, world=world), images_dir)
@@ -98,9 +98,10 @@ class UserRuntime:
         self.world = world
         self.downlink = downlink
         self.num_symbols = downlink.codec.num_symbols
+        self.condition_domain = downlink.condition_domain
 
     @classmethod
-    def load(cls, config: TestbedConfig) -> "UserRuntime":
+    def load(cls, config: TestbedConfig) -> UserRuntime:
         torch.set_num_threads(1)
         world = load_world()
         return cls(world, load_downlink(config.edge.knowledge_package or None, world=world))
@@ -119,8 +120,10 @@ class UserRuntime:
 
     @torch.no_grad()
     def measure(self, latent: torch.Tensor, image: torch.Tensor | None, reference_path: Path) -> dict:
-        """Latent PSNR against the sent latent; image PSNR/SSIM against the edge's clean image;
-        consistency (feature cosine, label agreement) against the cloud's image. Empty without a reference."""
+        """Latent PSNR against the sent latent (peak: the package's ``latent_peak``, the range of the latents
+        the codec was trained on; packages without one use the sent latent's own range); image PSNR/SSIM
+        against the edge's clean image; consistency (feature cosine, label agreement) against the cloud's
+        image. Empty without a reference."""
         from safetensors.torch import load_file
 
         if not Path(reference_path).is_file():
@@ -128,7 +131,7 @@ class UserRuntime:
         ref = load_file(str(reference_path))
         sent = ref["latent"]
         mse = torch.mean((latent - sent) ** 2).item()
-        peak = (sent.max() - sent.min()).item()
+        peak = self.downlink.latent_peak or (sent.max() - sent.min()).item()
         out = {"psnr_latent_db": 10 * np.log10(peak ** 2 / max(mse, 1e-12))}
         if image is not None:
             q = psnr_ssim(image, ref["edge_image"])

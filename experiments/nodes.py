@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments import exit_codes
 from experiments.config import TestbedConfig
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
 from radio.backends.base import RadioBackend
 from radio.backends.zmq_rf import ZmqRfBackend, ZmqRfConfig
-from radio.feedback import CsiPublisher, CsiSubscriber, FixedCondition
+from radio.feedback import CsiSubscriber, FixedCondition, publisher_from_config, subscriber_from_config
 
 
 def _zmq(config: TestbedConfig, **endpoints: str) -> ZmqRfBackend:
@@ -21,7 +22,8 @@ def _zmq(config: TestbedConfig, **endpoints: str) -> ZmqRfBackend:
     # long timeouts until the peer has answered once (it may still be loading models), then link.timeout_s
     return ZmqRfBackend(ZmqRfConfig(sample_rate_hz=config.frame.sample_rate_hz,
                                     center_frequency_hz=config.channel.emulator.carrier_frequency_hz,
-                                    timeout_s=link.startup_timeout_s, **endpoints))
+                                    timeout_s=link.startup_timeout_s, session_token=link.session_token,
+                                    **endpoints))
 
 
 def steady_timeouts(config: TestbedConfig, backend: RadioBackend):
@@ -52,16 +54,9 @@ def user_backend(config: TestbedConfig, run: RunFolder) -> RadioBackend:
 
 
 def edge_conditions(config: TestbedConfig) -> CsiSubscriber | FixedCondition:
-    fb = config.feedback
     if config.edge.condition == "fixed":
-        return FixedCondition(fb.fallback)
-    return CsiSubscriber(fb.endpoint, max_age_s=fb.max_age_s, fallback=fb.fallback, curve=fb.curve_keys(),
-                         timeout_s=fb.timeout_s)
-
-
-def user_publisher(config: TestbedConfig) -> CsiPublisher:
-    fb = config.feedback
-    return CsiPublisher(fb.endpoint, curve=fb.curve_keys(), timeout_s=fb.timeout_s)
+        return FixedCondition(config.feedback.fallback)
+    return subscriber_from_config(config.feedback)
 
 
 def _edge(config: TestbedConfig, run: RunFolder, backend: RadioBackend, knowledge=None):
@@ -78,16 +73,18 @@ def _user(config: TestbedConfig, run: RunFolder, knowledge=None):
         from experiments.knowledge import UserRuntime
         knowledge = UserRuntime.load(config)
     truth = TruthTable(run.root / "channel.results.jsonl") if config.link.backend != "pluto" else None
-    return UserNode(config, run, knowledge, user_publisher(config), truth)
+    return UserNode(config, run, knowledge, publisher_from_config(config.feedback), truth)
 
 
 def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int:
-    """Run one node until it is done, its peer is lost, or it is interrupted. Returns an exit code.
+    """Run one node until it is done, its peer is lost, or it is interrupted. Returns an exit status
+    (:mod:`experiments.exit_codes`): non-zero whenever frames were lost to a peer that stopped answering.
 
     ``knowledge`` replaces the ``dekag`` runtime (tests pass a light stand-in; see ``UserKnowledge``)."""
     from radio.backends.base import PeerTimeout
 
     run = RunFolder(out, config, role=role, seed=config.seed)
+    status = exit_codes.OK
     try:
         if role == "channel":
             from experiments.channel_node import run_channel_node
@@ -95,25 +92,29 @@ def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int
         elif role == "edge":
             from experiments.edge_node import run_edge_node
             with edge_backend(config) as backend:
-                run_edge_node(_edge(config, run, backend, knowledge))
+                counters = run_edge_node(_edge(config, run, backend, knowledge))
+            status = exit_codes.PEER_LOST if counters["lost"] else exit_codes.OK
         elif role == "user":
             from experiments.user_node import run_user_node
             node = _user(config, run, knowledge)
-            with user_backend(config, run) as backend:
-                run_user_node(node, backend, steady_timeouts(config, backend))
-            node.publisher.close()
+            try:
+                with user_backend(config, run) as backend:
+                    run_user_node(node, backend, steady_timeouts(config, backend))
+            finally:
+                node.publisher.close()
         else:
             raise ValueError(f"unknown role {role!r}")
     except PeerTimeout as exc:
-        run.event("error", error=str(exc))
+        run.event("error", error=str(exc), exit_status=exit_codes.PEER_LOST)
         print(f"{role}: {exc}", flush=True)
-        return 3
-    except KeyboardInterrupt:
-        run.event("interrupted")
-        return 130
+        return exit_codes.PEER_LOST
+    except KeyboardInterrupt as exc:
+        status = exit_codes.status_of(exc)
+        run.event("interrupted", exit_status=status)
+        return status
     finally:
         run.close()
-    return 0
+    return status
 
 
 def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_knowledge=None) -> int:
@@ -140,9 +141,9 @@ def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_k
             edge.send_frame(frame_id)
             user.process(backend.receive(max(backend.pending_samples, 1)))
         user.finish()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         edge_run.event("interrupted")
-        return 130
+        return exit_codes.status_of(exc)
     finally:
         user.publisher.close()
         for r in (channel_run, edge_run, user_run):

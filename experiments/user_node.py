@@ -14,7 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
+from dekag.jscc.condition_domain import ConditionDomain
 from experiments.config import TestbedConfig
+from experiments.peer_watch import PeerLost, PeerWatch
 from experiments.run_folder import RunFolder
 from experiments.truth import TruthTable
 from radio.backends.base import PeerTimeout, RadioBackend
@@ -22,11 +24,29 @@ from radio.emulator import used_subcarriers
 from radio.feedback import CsiPublisher
 from radio.receiver import ReceivedFrame, Receiver
 
+FRAME_ID_MODULUS = 65536
+"""Frame ids on the air are 16-bit; the edge numbers frames from 0 without limit."""
+
+
+def unwrap_frame_id(wire_id: int, last: int | None) -> int:
+    """The run's frame number of a header's 16-bit ``wire_id``: the one nearest after ``last`` (the newest
+    decoded frame number, None before the first).
+
+    >>> unwrap_frame_id(3, None), unwrap_frame_id(0, 65535), unwrap_frame_id(65535, 65536), unwrap_frame_id(5, 131075)
+    (3, 65536, 65535, 131077)
+    """
+    if last is None:
+        return wire_id
+    half = FRAME_ID_MODULUS // 2
+    unwrapped = last + 1 + (wire_id - (last + 1) + half) % FRAME_ID_MODULUS - half
+    return unwrapped if unwrapped >= 0 else unwrapped + FRAME_ID_MODULUS
+
 
 class UserKnowledge(Protocol):
     """What the user needs from ``dekag`` (see :mod:`experiments.knowledge`)."""
 
     num_symbols: int
+    condition_domain: ConditionDomain
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, snr_db: float,
                delay_spread_s: float) -> tuple[object, list[float]]: ...
@@ -52,7 +72,8 @@ class UserNode:
         self.knowledge = knowledge
         self.publisher = publisher
         self.truth = truth
-        self.receiver = Receiver(config.frame, config.receiver)
+        # a header may announce no longer a payload than the codec makes (a false one cannot stall the stream)
+        self.receiver = Receiver(config.frame.replace(max_payload_symbols=knowledge.num_symbols), config.receiver)
         self.decoded: set[int] = set()
         self.last_frame_id: int | None = None
         self.counts = {"frames": 0, "decoded": 0, "not_decoded": 0, "repeats": 0}
@@ -78,7 +99,7 @@ class UserNode:
             self.run.event("frame_not_decoded", status=f.status, start=f.start)
             self.run.result(frame_id=None, **row)
             return row
-        frame_id = f.header.frame_id
+        frame_id = unwrap_frame_id(f.header.frame_id, self.last_frame_id)
         row["frame_id"] = frame_id
         if frame_id in self.decoded:  # a cyclic (Pluto) transmission repeats the same frame
             self.counts["repeats"] += 1
@@ -98,12 +119,14 @@ class UserNode:
             return row
         header_cond = (f.header.snr_db, f.header.delay_spread_s)
         use_header = self.config.user.decoder_condition == "header" and None not in header_cond
+        own = self.knowledge.condition_domain.apply(f.snr_db, f.delay_spread_s)
         t = time.perf_counter()
-        lat_est, gates_est = self.knowledge.decode(f.symbols, f.noise_var, f.snr_db, f.delay_spread_s)
+        lat_est, gates_est = self.knowledge.decode(f.symbols, f.noise_var, *own.as_tuple())
         latency["decode"] = round((time.perf_counter() - t) * 1e3, 3)
         lat_hdr = gates_hdr = None
         if None not in header_cond:
-            lat_hdr, gates_hdr = self.knowledge.decode(f.symbols, f.noise_var, *header_cond)
+            header_mapped = self.knowledge.condition_domain.apply(*header_cond)
+            lat_hdr, gates_hdr = self.knowledge.decode(f.symbols, f.noise_var, *header_mapped.as_tuple())
         chosen = lat_hdr if use_header else lat_est
         t = time.perf_counter()
         image = self.knowledge.to_image(chosen)
@@ -125,6 +148,8 @@ class UserNode:
         self.last_frame_id = frame_id
         self.counts["decoded"] += 1
         row.update(enc_snr_db=f.header.snr_db, enc_delay_spread_s=f.header.delay_spread_s,
+                   dec_snr_db=own.snr_db, dec_delay_spread_s=own.delay_spread_s,
+                   dec_condition_applied=list(own.applied),
                    decoder_condition="header" if use_header else "estimate", gates=gates_hdr if use_header
                    else gates_est, noise_var_mean=float(np.mean(f.noise_var)), latency_ms=latency, **metrics)
         self.run.result(**row)
@@ -153,21 +178,33 @@ class UserNode:
 
 
 def run_user_node(node: UserNode, backend: RadioBackend, on_first_contact=None) -> dict[str, int]:
-    """Read ``backend`` until the last configured frame is decoded or the peer goes away;
-    ``on_first_contact()`` runs once after the first samples arrived (e.g. shorten start-up timeouts)."""
+    """Read ``backend`` until the last configured frame is decoded; ``on_first_contact()`` runs once after the
+    first read (samples or a timeout: e.g. shorten start-up timeouts). A peer that times out
+    ``link.max_peer_timeouts`` times in a row ends the node with :class:`PeerLost` (after the ``stop`` event)."""
     node.run.event("start")
     chunk = node.config.link.chunk_samples
+    peer = PeerWatch(node.config.link.max_peer_timeouts)
+    first = True
     try:
-        node.process(backend.receive(chunk))
-        if on_first_contact is not None:
-            on_first_contact()
         while not node.done:
-            node.process(backend.receive(chunk))
-    except PeerTimeout as exc:
+            try:
+                samples = backend.receive(chunk)
+                peer.ok()
+            except PeerTimeout as exc:
+                node.run.event("peer_timeout", error=str(exc), **node.counts)
+                samples = None
+                peer.timed_out(exc)
+            finally:
+                if first and on_first_contact is not None:
+                    on_first_contact()
+                first = False
+            if samples is not None:
+                node.process(samples)
+    except PeerLost as exc:
         node.run.event("peer_lost", error=str(exc), **node.counts)
-        if node.counts["frames"] == 0:
-            raise
-    node.finish()
-    counters = {**node.counts, **{f"rx_{k}": v for k, v in node.receiver.stats.as_dict().items()}}
-    node.run.event("stop", **counters)
+        raise
+    finally:
+        node.finish()
+        counters = {**node.counts, **{f"rx_{k}": v for k, v in node.receiver.stats.as_dict().items()}}
+        node.run.event("stop", **counters)
     return counters

@@ -50,8 +50,7 @@ class FrameConfig(TomlConfig):
         self.validate()
 
     def validate(self) -> None:
-        if self.sample_rate_hz <= 0:
-            raise ConfigError(f"sample_rate_hz must be positive, got {self.sample_rate_hz}")
+        self.check_range("sample_rate_hz", 0.0, 1e10, open_low=True)
         if self.fft_size < 16 or self.fft_size & (self.fft_size - 1):
             raise ConfigError(f"fft_size must be a power of two ≥ 16, got {self.fft_size}")
         if not 0 < self.cp_length < self.fft_size or self.cp_length % 8:

@@ -35,13 +35,21 @@ import numpy as np
 
 from common.tomlconfig import ConfigError, TomlConfig
 from radio.config import FrameConfig
+from radio.errors import RadioError
 from radio.impairments import Impairments, carrier_phase, iq_imbalance, quantize, resample_clock
 
 if TYPE_CHECKING:
     from radio.channel_models import ChannelRealisation
 
 
-class EmulatorInputError(ValueError):
+MAX_DELAY_SPREAD_S = 10e-6
+"""Largest RMS delay spread the emulator accepts, s (3GPP's "very long" is 1 µs; beyond, memory grows with
+the profile's length)."""
+MAX_SPEED_MPS = 1000.0
+"""Largest terminal speed the emulator accepts, m/s."""
+
+
+class EmulatorInputError(RadioError, ValueError):
     """The IQ handed to the emulator is not a non-empty, finite, 1-D complex array."""
 
 
@@ -74,8 +82,10 @@ class EmulatorConfig(TomlConfig):
         self.validate()
 
     def validate(self) -> None:
-        if not math.isfinite(self.snr_db):
-            raise ConfigError(f"snr_db must be finite, got {self.snr_db}")
+        self.check_range("delay_spread_s", 0.0, MAX_DELAY_SPREAD_S)
+        self.check_range("carrier_frequency_hz", 0.0, 1e11, open_low=True)
+        self.check_range("min_speed_mps", 0.0, MAX_SPEED_MPS)
+        self.check_range("max_speed_mps", self.min_speed_mps, MAX_SPEED_MPS)
         if self.block_length < 1:
             raise ConfigError(f"block_length must be ≥ 1, got {self.block_length}")
         if self.seed < 0:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 class RadioError(Exception):
-    """Base class of every error raised by :mod:`radio`."""
+    """Base class of every error raised by :mod:`radio` (backends, feedback, emulator and receiver alike;
+    configuration files raise :class:`common.ConfigError`)."""
 
 
 class ConfigurationError(RadioError, ValueError):

@@ -21,10 +21,13 @@ Ages use the edge's own ``time.monotonic()`` at receipt, so they are meaningful 
 ``timestamp_s`` in the report is the publisher's monotonic clock (comparable only on one host, used
 by ``bench/feedback_latency.py`` for the one-way latency).
 
-A publisher restarted mid-run starts a new ``session_id``; the subscriber accepts a new session only
-if its timestamp is newer than the last accepted report, so a replayed message from an old session is
-still dropped. Optional CurveZMQ encryption and authentication: :func:`generate_curve_keys` and
-:class:`CurveKeys`.
+A publisher restarted mid-run (possibly on another host, with another monotonic clock) starts a new
+``session_id``. Which reports are accepted — ordering, replays, implausible sequence or timestamp
+jumps, and when a new session takes over — is decided by :class:`radio.feedback_gate.SessionGate`;
+no report can lock the edge out of its feedback for longer than ``max_age_s`` or a few consistent
+reports. Messages larger than :data:`MAX_MESSAGE_BYTES` are dropped by ZeroMQ before they are read.
+Optional CurveZMQ encryption and authentication (only authorised users can publish at all):
+:func:`generate_curve_keys` and :class:`CurveKeys`.
 """
 from __future__ import annotations
 
@@ -42,10 +45,14 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
+from radio.errors import RadioError
+from radio.feedback_gate import SessionGate
 
 SCHEMA_VERSION = 1
 """Version of the :class:`CsiReport` wire format; a receiver refuses any other."""
+MAX_MESSAGE_BYTES = 1024
+"""``ZMQ_MAXMSGSIZE`` of the subscriber: a report is about 60 bytes; anything larger is dropped unread."""
 
 _U63 = 2**63 - 1
 _MAX_ABS_CFO_HZ = 10e6
@@ -53,11 +60,11 @@ _SNR_RANGE_DB = (-50.0, 100.0)
 _MAX_DELAY_SPREAD_S = 1e-3
 
 
-class MalformedReport(ValueError):
+class MalformedReport(RadioError, ValueError):
     """A feedback message that does not decode to a valid :class:`CsiReport`."""
 
 
-class FeedbackTimeout(TimeoutError):
+class FeedbackTimeout(RadioError, TimeoutError):
     """No feedback message arrived within the allowed time."""
 
 
@@ -210,8 +217,10 @@ class FeedbackConfig(TomlConfig):
     def validate(self) -> None:
         if not self.endpoint.startswith(("tcp://", "ipc://", "inproc://")):
             raise ConfigError(f"endpoint must be a ZeroMQ tcp://, ipc:// or inproc:// address, got {self.endpoint!r}")
-        if not self.max_age_s > 0 or not self.timeout_s > 0:
-            raise ConfigError("max_age_s and timeout_s must be positive")
+        for name in ("max_age_s", "timeout_s"):
+            self.check_range(name, 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("fallback_snr_db", *_SNR_RANGE_DB)
+        self.check_range("fallback_delay_spread_s", 0.0, _MAX_DELAY_SPREAD_S)
 
     @property
     def fallback(self) -> Condition:
@@ -241,6 +250,8 @@ class CurveKeys:
 
     def apply_server(self, sock: zmq.Socket) -> None:
         public, secret = self._load("server.key_secret")
+        if not self.authorized_dir.is_dir():
+            raise ConfigError(f"CurveZMQ folder of authorised client keys not found: {self.authorized_dir}")
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
 
     def apply_client(self, sock: zmq.Socket) -> None:
@@ -254,12 +265,14 @@ class CurveKeys:
 
 
 def generate_curve_keys(directory: str | Path) -> CurveKeys:
-    """Create a server and a client CurveZMQ key pair in ``directory`` (see :class:`CurveKeys`)."""
+    """Create a server and a client CurveZMQ key pair in ``directory`` (see :class:`CurveKeys`); the secret
+    key files are readable by their owner only (0600)."""
     directory = Path(directory)
     (directory / "authorized").mkdir(parents=True, exist_ok=True)
-    zmq.auth.create_certificates(directory, "server")
-    client_public, _ = zmq.auth.create_certificates(directory, "client")
-    (directory / "authorized" / "client.key").write_bytes(Path(client_public).read_bytes())
+    for name in ("server", "client"):
+        _, secret = zmq.auth.create_certificates(directory, name)
+        Path(secret).chmod(0o600)
+    (directory / "authorized" / "client.key").write_bytes((directory / "client.key").read_bytes())
     return CurveKeys(directory)
 
 
@@ -289,23 +302,31 @@ class CsiPublisher:
         self._sock = self._ctx.socket(zmq.PUB)
         self._sock.linger = 0
         self._sock.sndtimeo = int(timeout_s * 1000)
-        if curve is not None:
-            self._auth = ThreadAuthenticator(self._ctx)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(curve.authorized_dir))
-            curve.apply_server(self._sock)
-        self._sock.bind(endpoint)
+        try:
+            if curve is not None:
+                curve.apply_server(self._sock)  # keys first: a missing key file starts no thread
+                self._auth = ThreadAuthenticator(self._ctx)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(curve.authorized_dir))
+            self._sock.bind(endpoint)
+        except BaseException:
+            self.close()
+            raise
         self.endpoint = endpoint
         self.session_id = secrets.randbits(32)
         self._seq = 0
 
     def publish(self, *, frame_id: int, snr_db: float, delay_spread_s: float, cfo_hz: float = 0.0,
                 noise_var: float = 0.0, flags: int | None = None) -> CsiReport:
-        """Stamp (sequence number, monotonic time), validate and send one report; returns it."""
+        """Stamp (sequence number, monotonic time), validate and send one report; returns it. A finite SNR or
+        delay spread beyond the wire's range is sent as the range's end (a 140 dB estimate on a clean
+        loopback is "very high", not malformed)."""
         if flags is None:
             flags = int(CsiValid.SNR | CsiValid.DELAY_SPREAD)
+        snr_db = min(max(float(snr_db), _SNR_RANGE_DB[0]), _SNR_RANGE_DB[1])
+        delay_spread_s = min(max(float(delay_spread_s), 0.0), _MAX_DELAY_SPREAD_S)
         report = CsiReport(seq=self._seq, timestamp_s=time.monotonic(), frame_id=int(frame_id),
-                           snr_db=float(snr_db), delay_spread_s=float(delay_spread_s), cfo_hz=float(cfo_hz),
+                           snr_db=snr_db, delay_spread_s=delay_spread_s, cfo_hz=float(cfo_hz),
                            noise_var=float(noise_var), flags=int(flags), session_id=self.session_id)
         self.send_raw(encode_report(report))
         self._seq += 1
@@ -346,15 +367,20 @@ class CsiPublisher:
 
 @dataclass
 class FeedbackCounters:
-    """What the subscriber did with the messages it received."""
+    """What the subscriber did with the messages it received (verdicts: :mod:`radio.feedback_gate`)."""
 
     received: int = 0
     accepted: int = 0
     malformed: int = 0
-    duplicate: int = 0      # seq equal to the last accepted one (same session)
-    out_of_order: int = 0   # seq below the last accepted one, or an older session
-    unusable: int = 0       # valid message whose SNR/delay-spread flags are not both set
-    fallbacks: int = 0      # condition() calls answered with the fallback
+    duplicate: int = 0          # seq equal to the last accepted one (same session)
+    out_of_order: int = 0       # seq at or below one already accepted from that session (replay)
+    seq_jump: int = 0           # seq implausibly far ahead of the session's previous report
+    future_timestamp: int = 0   # publisher timestamp implausibly far ahead of the edge's clock
+    session_pending: int = 0    # another session while the current one is fresh (not admitted yet)
+    sessions: int = 0           # sessions admitted (the first one included)
+    unusable: int = 0           # valid message whose SNR/delay-spread flags are not both set
+    reconnects: int = 0         # connection dropped (e.g. an oversized message) and made again
+    fallbacks: int = 0          # condition() calls answered with the fallback
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -416,17 +442,25 @@ class CsiSubscriber:
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.linger = 0
         self._sock.rcvtimeo = int(timeout_s * 1000)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         if conflate:
             self._sock.setsockopt(zmq.CONFLATE, 1)  # must precede connect()
-        if curve is not None:
-            curve.apply_client(self._sock)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.connect(endpoint)
+        try:
+            if curve is not None:
+                curve.apply_client(self._sock)
+            self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+            self._sock.connect(endpoint)
+        except BaseException:
+            self._sock.close(linger=0)
+            raise
+        # ZeroMQ drops the connection on an oversized message and does not come back by itself
+        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.endpoint = endpoint
         self.max_age_s = max_age_s
         self.fallback = fallback
         self.timeout_s = timeout_s
         self.counters = FeedbackCounters()
+        self.gate = SessionGate(max_age_s)
         self.latest: CsiReport | None = None
         self.latest_received_at: float | None = None
         self.on_accept = None  # optional callable(report, received_at) for latency measurement
@@ -439,29 +473,33 @@ class CsiSubscriber:
         except MalformedReport:
             c.malformed += 1
             return False
-        last = self.latest
-        if last is not None:
-            if report.session_id == last.session_id:
-                if report.seq == last.seq:
-                    c.duplicate += 1
-                    return False
-                if report.seq < last.seq:
-                    c.out_of_order += 1
-                    return False
-            elif report.timestamp_s <= last.timestamp_s:
-                c.out_of_order += 1
-                return False
         if not report.has_condition:
             c.unusable += 1
             return False
-        c.accepted += 1
+        session = self.gate.current.session_id if self.gate.current is not None else None
+        verdict = self.gate.admit(report, received_at)
+        setattr(c, verdict, getattr(c, verdict) + 1)
+        if verdict != "accepted":
+            return False
+        c.sessions += report.session_id != session
         self.latest, self.latest_received_at = report, received_at
         if self.on_accept is not None:
             self.on_accept(report, received_at)
         return True
 
+    def _reconnect_if_dropped(self) -> None:
+        dropped = False
+        while self._monitor.poll(0, zmq.POLLIN):
+            self._monitor.recv_multipart()
+            dropped = True
+        if dropped:
+            self._sock.disconnect(self.endpoint)
+            self._sock.connect(self.endpoint)
+            self.counters.reconnects += 1
+
     def poll(self, timeout_s: float = 0.0) -> int:
         """Drain the socket, waiting up to ``timeout_s`` for the first message; returns how many were accepted."""
+        self._reconnect_if_dropped()
         accepted = 0
         wait_ms = int(timeout_s * 1000)
         while self._sock.poll(wait_ms, zmq.POLLIN):
@@ -493,6 +531,9 @@ class CsiSubscriber:
         return ConditionResult(r.condition, "feedback", age, r.seq, r.frame_id)
 
     def close(self) -> None:
+        if not self._sock.closed:
+            self._sock.disable_monitor()
+        self._monitor.close(linger=0)
         self._sock.close(linger=0)
 
     def __enter__(self) -> CsiSubscriber:

@@ -25,6 +25,9 @@ from radio.header import FrameHeader
 from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
+_PILOT_CHECK_SYMBOLS = 4  # payload symbols whose pilots are checked before waiting for a long payload
+_PILOT_FAIL_FRACTION = 0.25  # more payload symbols than this without the frame's pilots: a false length
+_SCALE_RANGE = (1e-12, 1e12)  # peak |sample| a buffer may have (float32 powers stay finite and normal)
 
 
 @dataclass
@@ -36,7 +39,9 @@ class ReceivedFrame:
         crc_ok: header CRC passed.
         status: "ok", "header_crc" (bad header: payload not decoded), "numerology_mismatch"
             (header from another numerology: not decoded), "bad_length" (announced payload longer
-            than ``max_payload_symbols``) or "truncated" (stream ended inside the frame).
+            than ``max_payload_symbols``, or payload symbols without the frame's pilots: a false header that
+            passed its CRC; the frames behind it are still found) or "truncated" (stream ended, or a non-finite
+            or out-of-range buffer broke it, inside the frame).
         header: decoded header (None unless the CRC passed).
         symbols: equalised payload, complex64 (payload_len,), MMSE estimates; None unless status "ok".
         noise_var: float32 (payload_len,): error variance E|ŝ − s|² of each symbol for unit-power
@@ -75,14 +80,16 @@ class ReceiverStats:
     buffers: int = 0
     samples: int = 0
     empty_buffers: int = 0
-    bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, stream state dropped
+    bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, a frame cut by one is truncated
     candidates: int = 0           # Schmidl-Cox candidates examined
     rejected_candidates: int = 0  # failed the matched-filter verification
     frames_found: int = 0         # verified preambles (every reported frame)
     frames_ok: int = 0
     header_crc_failures: int = 0
     numerology_mismatches: int = 0
-    bad_lengths: int = 0
+    bad_lengths: int = 0          # announced payload longer than max_payload_symbols
+    payload_pilot_mismatches: int = 0  # CRC-passing header whose payload symbols lack the frame's pilots
+    out_of_range_buffers: int = 0  # peak magnitude outside the usable range (e.g. ×1e20, ×1e-30): skipped
     truncated_frames: int = 0     # stream ended (flush) or was broken (bad buffer) inside a frame
     clipped_frames: int = 0
 
@@ -179,11 +186,16 @@ class Receiver:
         self.stats.samples += x.size
         if x.size == 0:
             self.stats.empty_buffers += not final
-        elif not np.isfinite(x).all():
-            self.stats.bad_buffers += 1
+        elif not np.isfinite(x).all() or not self._in_range(x):
+            if np.isfinite(x).all():
+                self.stats.out_of_range_buffers += 1
+            else:
+                self.stats.bad_buffers += 1
+            # the stream is broken here: what the buffer holds ends as at a flush (a cut frame is truncated)
+            frames, _ = self._process(final=True)
             self._buf_start += self._buf.size + x.size
             self._buf = np.zeros(0, np.complex64)
-            return []
+            return frames
         else:
             self._buf = np.concatenate([self._buf, x.astype(np.complex64, copy=False)])
         frames, keep_from = self._process(final)
@@ -317,19 +329,18 @@ class Receiver:
         bad = ("header_crc" if header is None
                else "numerology_mismatch" if header.numerology_id != cfg.numerology_id
                else "bad_length" if header.payload_len > cfg.max_payload_symbols else None)
-        if bad is not None:
+        def refuse(status: str, counter: str):
             # an undecoded header says nothing about where this "frame" ends (it may be a false
             # preamble in noise just before a real frame, even overlapping it): every later candidate
             # is still examined (end p + 1), but none may find this LTS pair again (either copy, over
             # a channel as long as the guard), so no frame is reported twice
             self._lts_floor = self._buf_start + w + n + gp
-            if header is None:
-                self.stats.header_crc_failures += 1
-            elif bad == "numerology_mismatch":
-                self.stats.numerology_mismatches += 1
-            else:
-                self.stats.bad_lengths += 1
-            return report(bad, header=header, end=hdr_end), p + 1
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            return report(status, header=header, end=hdr_end), p + 1
+
+        if bad is not None:
+            return refuse(bad, {"header_crc": "header_crc_failures", "numerology_mismatch": "numerology_mismatches",
+                                "bad_length": "bad_lengths"}[bad])
 
         # the CRC-checked header is now a known signal: its residuals measure the noise, and when the
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
@@ -350,13 +361,20 @@ class Receiver:
             h, kept = self.estimator.filter(h_comb, rxc.channel_estimator, delays, n0 / m / max(sig, 1e-12))
             err = kept / m
 
-        # payload
+        # payload: its pilots confirm the announced length (a false header that passed its CRC must not
+        # make the receiver skip, or wait for, the frames behind it) before the receiver commits to it
         npay = lay.payload_symbols(header.payload_len)
         end = hdr_end + npay * sl
         if end > buf.size:
             if final:
                 self.stats.truncated_frames += 1
                 return report("truncated", header=header), buf.size
+            have = min((buf.size - hdr_end) // sl, npay)
+            if have < min(_PILOT_CHECK_SYMBOLS, npay):
+                raise _Wait
+            yp = self._windows(self._lts_hdr_offsets[2] + sl * np.arange(nh, nh + have), cfo, w)
+            if not self._payload_pilots_match(yh, h, yp, h[None, :]):  # a few symbols: no clock drift yet
+                return refuse("bad_length", "payload_pilot_mismatches")
             raise _Wait
         yp = self._windows(self._lts_hdr_offsets[2] + sl * np.arange(nh, nh + npay), cfo, w)
         yall = np.concatenate([yh, yp])
@@ -364,6 +382,8 @@ class Receiver:
         phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
                             2.0 + np.arange(nh + npay), self._max_beta)
         hp = apply_phase(h.astype(np.complex64), phase[:, nh:], g.subcarriers)  # payload symbols only
+        if not self._payload_pilots_match(yh, h, yp, hp):
+            return refuse("bad_length", "payload_pilot_mismatches")
         # effective noise (noise + channel-estimation error + ISI) from the payload pilots and header
         res_p = yp[:, g.pilot_idx] - hp[:, g.pilot_idx] * xp[nh:]
         known_p = float(np.vdot(res_p, res_p).real)
@@ -377,6 +397,33 @@ class Receiver:
         self.stats.frames_ok += 1
         return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
                       noise_var=mse.reshape(-1)[:length], snr=snr, end=end), end
+
+    @staticmethod
+    def _in_range(x: np.ndarray) -> bool:
+        """Peak |I|, |Q| is zero or inside :data:`_SCALE_RANGE` (float32 powers neither overflow nor vanish)."""
+        peak = float(max(np.abs(x.real).max(), np.abs(x.imag).max()))
+        return peak == 0 or _SCALE_RANGE[0] <= peak <= _SCALE_RANGE[1]
+
+    def _payload_pilots_match(self, yh: np.ndarray, h: np.ndarray, yp: np.ndarray, hp: np.ndarray) -> bool:
+        """Whether payload symbols ``yp`` (S, U) carry this frame's pilots: per symbol, the normalised
+        magnitude of the correlation of its pilots with channel × known pilots (phase-blind, so common phase
+        does not matter), ``hp`` (S or 1, U) the payload's channel (phase-tracked when available); a symbol
+        fails below half the mean of the header symbols ``yh`` (nh, U) against ``h`` (U,) (same channel and
+        SNR). True unless more than :data:`_PILOT_FAIL_FRACTION` of the symbols fail."""
+        g = self.layout.grid
+        nh = yh.shape[0]
+        pilots = g.pilots(0, nh + yp.shape[0])
+        ref = np.concatenate([h[None, g.pilot_idx] * pilots[:nh], hp[:, g.pilot_idx] * pilots[nh:]])
+
+        def agreement(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+            yp_ = y[:, g.pilot_idx]
+            num = np.abs(np.sum(yp_ * np.conj(x), axis=1))
+            den = np.sqrt(np.sum(np.abs(yp_) ** 2, axis=1) * np.sum(np.abs(x) ** 2, axis=1))
+            return num / np.maximum(den, np.finfo(np.float32).tiny)
+
+        header_level = float(np.mean(agreement(yh, ref[:nh])))
+        failing = agreement(yp, ref[nh:]) < 0.5 * header_level
+        return float(np.mean(failing)) <= _PILOT_FAIL_FRACTION
 
     def _clipped(self, lo: int, hi: int) -> bool:
         """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""

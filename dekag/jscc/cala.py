@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from dekag.errors import DekagError
 from dekag.jscc.codec import JsccCodec
 from dekag.jscc.condition import current_condition
 from dekag.jscc.config import CalaConfig
@@ -40,7 +41,7 @@ from dekag.jscc.config import CalaConfig
 _METADATA_KEY = "cala_config"
 
 
-class CalaError(ValueError):
+class CalaError(DekagError, ValueError):
     """CALA weights do not fit the codec, or CALA was applied twice / not at all."""
 
 

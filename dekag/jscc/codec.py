@@ -11,8 +11,8 @@ torch.Size([2, 4, 8, 8])
 
 Encoder: conv stack → [B, 2Q, H/d, W/d] real map → Q complex channels → flattened to K = Q·H/d·W/d
 symbols, scaled so each latent's symbols have unit average power (mean |s|² = 1).
-Decoder input per symbol: real, imaginary part and log10 of its noise variance (the LMMSE equaliser's
-effective noise, or a scalar), reshaped back to maps → conv stack → latent.
+Decoder input per symbol: real, imaginary part and (unless ``CodecConfig.noise_input`` is False) log10 of
+its noise variance (the equaliser's effective noise, or a scalar), reshaped back to maps → conv stack → latent.
 
 The base network ignores the condition; CALA (:mod:`dekag.jscc.cala`) and ADJSCC
 (:mod:`dekag.jscc.adjscc`) make layers condition-aware in place. Latents are standardised per channel
@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from dekag.errors import DekagError
 from dekag.jscc.condition import Condition, as_condition, conditioned
 from dekag.jscc.config import CodecConfig
 
 
-class ShapeError(ValueError):
+class ShapeError(DekagError, ValueError):
     """A latent or symbol tensor does not have the shape the codec was built for."""
 
 
@@ -59,7 +60,7 @@ class JsccCodec(nn.Module):
         d, q, c = config.downsample, config.symbol_channels, config.latent_channels
         self.num_symbols = config.num_symbols
         self.encoder = _stack(c, 2 * q, config, stride=d)
-        decoder = _stack(3 * q, c * d * d, config, stride=1)
+        decoder = _stack((3 if config.noise_input else 2) * q, c * d * d, config, stride=1)
         if d > 1:
             decoder.append(nn.PixelShuffle(d))
         self.decoder = decoder
@@ -107,8 +108,8 @@ class JsccCodec(nn.Module):
             raise ShapeError("noise_var must be positive")
         cfg = self.config
         hs, ws = cfg.latent_height // cfg.downsample, cfg.latent_width // cfg.downsample
-        maps = [t.reshape(b, cfg.symbol_channels, hs, ws) for t in
-                (symbols.real.float(), symbols.imag.float(), torch.log10(nv))]
+        parts = (symbols.real.float(), symbols.imag.float()) + ((torch.log10(nv),) if cfg.noise_input else ())
+        maps = [t.reshape(b, cfg.symbol_channels, hs, ws) for t in parts]
         with conditioned(as_condition(condition).normalised(b, symbols.device)):
             out = self.decoder(torch.cat(maps, dim=1))
         return out * self.latent_std[:, None, None] + self.latent_mean[:, None, None]

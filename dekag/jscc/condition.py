@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dekag.errors import DekagError
+
 SNR_CENTER_DB = 10.0
 SNR_HALF_RANGE_DB = 10.0
 _LOG_TAU_CENTER = 0.5 * (math.log10(30e-9) + math.log10(3000e-9))
@@ -30,7 +32,7 @@ _LOG_TAU_HALF_RANGE = 0.5 * (math.log10(3000e-9) - math.log10(30e-9))
 _CURRENT: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("jscc_condition", default=None)
 
 
-class ConditionError(ValueError):
+class ConditionError(DekagError, ValueError):
     """A condition is missing, non-finite, non-positive (delay spread) or of the wrong batch size."""
 
 
@@ -53,7 +55,8 @@ class Condition:
         if not bool(torch.isfinite(snr).all()):
             raise ConditionError("snr_db must be finite")
         if not bool((tau > 0).all()) or not bool(torch.isfinite(tau).all()):
-            raise ConditionError("delay_spread_s must be positive and finite")
+            raise ConditionError("delay_spread_s must be positive and finite (map what a receiver reports "
+                                 "through dekag.jscc.condition_domain.ConditionDomain.apply first)")
         return torch.stack([(snr - SNR_CENTER_DB) / SNR_HALF_RANGE_DB,
                             (torch.log10(tau) - _LOG_TAU_CENTER) / _LOG_TAU_HALF_RANGE], dim=-1)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.tomlconfig import ConfigError, TomlConfig
+from dekag.jscc.condition_domain import ConditionDomain
 
 TDL_MODELS = ("A", "B", "C", "D", "E")
 
@@ -39,6 +40,9 @@ class CodecConfig(TomlConfig):
             PixelShuffle); the symbol map is [B, K/(H/d·W/d), H/d, W/d]. Use 4 at 64×64.
         hidden_channels: width of the hidden convolutions.
         num_hidden_layers: hidden 3×3 convolutions between the input and output convolution (each side).
+        noise_input: the decoder reads each symbol's noise variance (log10) beside its real and imaginary
+            part; False gives a noise-blind decoder (the ablation that shows what the noise input takes from
+            condition gating).
     """
 
     latent_channels: int = 4
@@ -48,6 +52,7 @@ class CodecConfig(TomlConfig):
     downsample: int = 1
     hidden_channels: int = 32
     num_hidden_layers: int = 2
+    noise_input: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -191,6 +196,15 @@ class ChannelConfig(TomlConfig):
     def subcarrier_spacing_hz(self) -> float:
         return self.sample_rate_hz / self.fft_size
 
+    @property
+    def condition_domain(self) -> ConditionDomain:
+        """The domain of a codec trained on this channel: its SNR and delay-spread ranges and the
+        numerology's delay-resolution floor (1 / occupied bandwidth)."""
+        return ConditionDomain.for_numerology(
+            self.num_used_subcarriers * self.subcarrier_spacing_hz, snr_db_min=self.snr_db_min,
+            snr_db_max=self.snr_db_max, delay_spread_s_min=self.delay_spread_s_min,
+            delay_spread_s_max=self.delay_spread_s_max)
+
 
 @dataclass
 class TrainingConfig(TomlConfig):
@@ -202,11 +216,15 @@ class TrainingConfig(TomlConfig):
     Attributes:
         seed: seeds data order, condition sampling, model init and Sionna's channel generator.
         base_steps: (a) base codec across all conditions.
-        mismatch_steps: (b) base codec at ``mismatch_snr_db`` / ``mismatch_delay_spread_s`` only.
-        oracle_steps: (c) each oracle, fine-tuned from (a) at its own condition (TDL models mixed).
-        adaptive_steps: (d) ADJSCC (all weights) and (e) CALA (base frozen), each started from (a).
+        adaptive_steps: (d) ADJSCC (all weights) and (e) CALA (base frozen), each started from (a), and (c)
+            each oracle, fine-tuned from (a) at its own condition (TDL models mixed), so an oracle has (a)'s
+            steps plus CALA's. (b) trains ``base_steps`` on (a)'s schedule at ``mismatch_snr_db`` /
+            ``mismatch_delay_spread_s`` only: equal budgets by construction.
         cala_gates: gate kinds trained as (e) ("softmax", "sigmoid"); the first is the headline CALA.
         checkpoint_every: steps between resumable checkpoints.
+        link: what the codec trains through: "simulated" (the Sionna training channel, perfect CSI) or
+            "frames" (the testbed's real frame pipeline with estimated, fed-back CSI and lost frames;
+            built by ``experiments.frame_link`` — run it with ``dekag-testbed train``).
     """
 
     seed: int = 0
@@ -214,8 +232,6 @@ class TrainingConfig(TomlConfig):
     learning_rate: float = 2e-3
     adaptive_learning_rate: float = 2e-3
     base_steps: int = 3000
-    mismatch_steps: int = 3000
-    oracle_steps: int = 600
     adaptive_steps: int = 2000
     mismatch_snr_db: float = 10.0
     mismatch_delay_spread_s: float = 100e-9
@@ -223,6 +239,7 @@ class TrainingConfig(TomlConfig):
     oracle_delay_spread_s: list[float] = field(default_factory=lambda: [30e-9, 300e-9, 3000e-9])
     cala_gates: list[str] = field(default_factory=lambda: ["softmax", "sigmoid"])
     checkpoint_every: int = 250
+    link: Literal["simulated", "frames"] = "simulated"
     test_fraction: float = 0.1
 
     def __post_init__(self) -> None:
@@ -231,7 +248,7 @@ class TrainingConfig(TomlConfig):
     def validate(self) -> None:
         if self.batch_size < 1 or self.checkpoint_every < 1:
             raise ConfigError("batch_size and checkpoint_every must be ≥ 1")
-        for name in ("base_steps", "mismatch_steps", "oracle_steps", "adaptive_steps"):
+        for name in ("base_steps", "adaptive_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be ≥ 0")
         if self.learning_rate <= 0 or self.adaptive_learning_rate <= 0:
@@ -239,6 +256,8 @@ class TrainingConfig(TomlConfig):
         bad = [g for g in self.cala_gates if g not in ("softmax", "sigmoid")]
         if bad or not self.cala_gates:
             raise ConfigError(f"cala_gates must be a non-empty list of 'softmax'/'sigmoid', got {self.cala_gates}")
+        if self.link not in ("simulated", "frames"):
+            raise ConfigError(f"training.link must be 'simulated' or 'frames', got {self.link!r}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction must be in (0, 1)")
         if any(not math.isfinite(v) for v in self.oracle_snr_db) or any(d <= 0 for d in self.oracle_delay_spread_s):

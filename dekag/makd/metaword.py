@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from dekag.errors import DekagError
 from dekag.makd.precision import make_accelerator, training_step
 
 
-class MetawordError(ValueError):
+class MetawordError(DekagError, ValueError):
     """The metaword or its initialiser word cannot be used with this tokenizer."""
 
 

@@ -1,8 +1,8 @@
 """Load the miniature world from its checkpoint folder.
 
->>> world = load_world()                       # the shipped checkpoints, a few seconds   # doctest: +SKIP
->>> z = world.generate_latents("edge", ["a photo of a seven"], seeds=[0])               # doctest: +SKIP
->>> z.shape                                                                                  # doctest: +SKIP
+>>> world = load_world()                       # the shipped checkpoints, a few seconds
+>>> z = world.generate_latents("edge", ["a photo of a seven"], seeds=[0], num_inference_steps=2)
+>>> z.shape
 torch.Size([1, 4, 8, 8])
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dekag import ldm
+from dekag.errors import DekagError
 from dekag.knowledge_package import sha256_file
 from dekag.miniature import data as D
 from dekag.miniature.models import FeatureNet
@@ -22,7 +23,7 @@ from dekag.miniature.models import FeatureNet
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
-class WorldChecksumError(RuntimeError):
+class WorldChecksumError(DekagError, RuntimeError):
     """A checkpoint file does not match the SHA-256 recorded in ``world.json``."""
 
 

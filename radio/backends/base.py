@@ -19,8 +19,10 @@ import abc
 
 import numpy as np
 
+from radio.errors import RadioError
 
-class BackendError(RuntimeError):
+
+class BackendError(RadioError, RuntimeError):
     """A radio backend cannot do what was asked (bad input, device error, closed backend)."""
 
 

@@ -1,15 +1,20 @@
 """ZeroMQ virtual RF in the manner of srsRAN's ZMQ radio: sample streams over sockets instead of antennas.
 
-Each direction of a link is one REQ/REP pair. The side that *transmits* binds a REP socket
+Each direction of a link is one request/reply pair (REQ/REP's envelope, spoken by a ROUTER and a DEALER so
+that neither hostile bytes nor a late reply can stall or lose anything). The side that *transmits* binds
 (:class:`SampleServer`) and answers requests with the samples it has queued; the side that *receives*
-connects a REQ socket (:class:`SampleClient`) and asks for at most N samples at a time. Because the
+connects (:class:`SampleClient`) and asks for at most N samples at a time. Because the
 receiver's requests pace the transmitter, the pair runs lock-step as fast as the CPUs allow, loses
 nothing, and the received stream is bit-identical to the transmitted one, run after run.
 
-Wire format: request = ``<Q`` (most samples wanted); reply = two frames, ``<QQ`` (index of the first
-sample in the stream, sample count) and the samples as little-endian complex64. Time is the sample
+Wire format: request = ``<Q`` (most samples wanted) followed by the link's session token (bytes, may be
+empty); reply = two frames, ``<QQ`` (index of the first sample in the stream, sample count) and the samples
+as little-endian complex64. A server answers a malformed request, or one without its token, with no
+samples and counts it (``malformed_requests``, ``refused_requests``): another local process can neither
+stop a node nor take its samples (``dekag-testbed run`` draws a fresh token per run). Time is the sample
 index: ``transmit(iq, at_sample=t)`` leaves a gap of zeros up to ``t``; a receiver that finds a jump in
-the indices (a peer restarted mid-request) fills it with zeros and counts it.
+the indices fills it with zeros and counts it; one whose peer restarted (indices going back) carries on
+with its own index and counts the restart.
 
 A channel emulator runs as its own process between two ports with :class:`ZmqChannelRelay`::
 
@@ -24,6 +29,7 @@ raises :class:`~radio.backends.base.PeerTimeout` after ``timeout_s``.
 from __future__ import annotations
 
 import collections
+import hmac
 import struct
 import threading
 import time
@@ -33,29 +39,39 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from common.tomlconfig import ConfigError, TomlConfig
+from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.backends.base import BackendError, PeerTimeout, RadioBackend, as_iq, check_num_samples
 
 _REQUEST = struct.Struct("<Q")
 _HEADER = struct.Struct("<QQ")
 MAX_CHUNK_SAMPLES = 3_072_000
 """Largest reply, as srsRAN (10 subframes at 20 MHz); 24.6 MB of complex64."""
+MAX_TOKEN_CHARS = 64
+"""Longest session token."""
 
 
 class SampleServer:
-    """REP socket that hands out a queued sample stream on request (the transmitting side).
+    """Hands out a queued sample stream on request (the transmitting side).
+
+    The socket is a ROUTER that speaks REP's envelope itself, so that bytes which are not a REQ request
+    (raw data on the port, a peer that left) can neither stall it nor receive a reply meant for another
+    peer: a reply goes to the request's own sender (``ROUTER_MANDATORY``), and samples whose reply could
+    not be delivered stay queued.
 
     Args:
         endpoint: address to bind.
         timeout_s: how long :meth:`flush` waits for a request before :class:`PeerTimeout`.
+        token: session token a request must carry (empty: any well-formed request is served).
     """
 
     def __init__(self, endpoint: str, *, timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
-                 context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REP)
+                 token: bytes = b"", context: zmq.Context | None = None) -> None:
+        self._sock = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._sock.linger = 0
         self._sock.sndtimeo = int(timeout_s * 1000)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a peer that left raises, not vanishes
         self._sock.bind(endpoint)
+        self._envelope: list[bytes] | None = None  # routing frames of the request being answered
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.max_chunk_samples = max_chunk_samples
@@ -64,6 +80,9 @@ class SampleServer:
         self.sent_samples = 0       # stream index after the last sample handed out
         self.gap_samples = 0        # zeros inserted for at_sample gaps
         self.dropped_samples = 0    # queued samples dropped because nobody asked for them in time
+        self.malformed_requests = 0  # requests that are not <Q + token> (answered with no samples)
+        self.refused_requests = 0   # well-formed requests with the wrong session token (answered with none)
+        self._token = token
 
     @property
     def pending(self) -> int:
@@ -91,28 +110,55 @@ class SampleServer:
         return start
 
     def wait_request(self, timeout_s: float) -> int | None:
-        """Wait for one request; returns the samples wanted, or None if none came within ``timeout_s``."""
-        if not self._sock.poll(int(timeout_s * 1000), zmq.POLLIN):
-            return None
-        msg = self._sock.recv()
-        if len(msg) != _REQUEST.size:
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, 0), b""])
-            raise BackendError(f"{self.endpoint}: malformed sample request of {len(msg)} bytes")
-        return max(1, min(_REQUEST.unpack(msg)[0], self.max_chunk_samples))
-
-    def reply(self, wanted: int) -> int:
-        """Answer the request just received with up to ``wanted`` samples of the head burst."""
-        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
-        chunk, rest = head[:wanted], head[wanted:]
-        if self._queue:
-            if rest.size:
-                self._queue[0] = rest
+        """Wait up to ``timeout_s`` for one valid request; returns the samples wanted, or None if none came.
+        Messages that are not a request envelope are dropped; malformed requests and requests without the
+        session token are answered with no samples; all are counted and waited past."""
+        deadline = time.monotonic() + timeout_s
+        while self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0), zmq.POLLIN):
+            frames = self._sock.recv_multipart()
+            # REQ's envelope: routing id, (request id,) empty delimiter, then exactly one body frame
+            bottom = frames.index(b"", 1) if b"" in frames[1:] else None
+            if bottom is None or len(frames) != bottom + 2:
+                self.malformed_requests += 1
+                continue
+            envelope, msg = frames[:bottom + 1], frames[-1]
+            if len(msg) < _REQUEST.size:
+                self.malformed_requests += 1
+            elif not hmac.compare_digest(msg[_REQUEST.size:], self._token):
+                self.refused_requests += 1
             else:
-                self._queue.popleft()
+                self._envelope = envelope
+                return max(1, min(_REQUEST.unpack_from(msg)[0], self.max_chunk_samples))
+            self._send(envelope, np.zeros(0, np.complex64))
+        return None
+
+    def _send(self, envelope: list[bytes], chunk: np.ndarray) -> bool:
+        """Reply ``chunk`` to the request with ``envelope``; False if that peer is gone."""
         try:
-            self._sock.send_multipart([_HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
+            self._sock.send_multipart([*envelope, _HEADER.pack(self.sent_samples, chunk.size), chunk.tobytes()])
         except zmq.Again as exc:
             raise PeerTimeout(f"{self.endpoint}: could not reply within {self.timeout_s} s") from exc
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
+        return True
+
+    def reply(self, wanted: int) -> int:
+        """Answer the request just received with up to ``wanted`` samples of the head burst; returns how many
+        were handed out (0 if the requesting peer has gone: the samples stay queued)."""
+        envelope, self._envelope = self._envelope, None
+        if envelope is None:
+            raise BackendError(f"{self.endpoint}: reply() without a request")
+        head = self._queue[0] if self._queue else np.zeros(0, np.complex64)
+        chunk = head[:wanted]
+        if not self._send(envelope, chunk):
+            return 0
+        if chunk.size:
+            if chunk.size < head.size:
+                self._queue[0] = head[chunk.size:]
+            else:
+                self._queue.popleft()
         self.sent_samples += chunk.size
         return chunk.size
 
@@ -138,19 +184,27 @@ class SampleServer:
 
 
 class SampleClient:
-    """REQ socket that requests samples from a :class:`SampleServer` (the receiving side)."""
+    """Requests samples from a :class:`SampleServer` (the receiving side), with the server's session ``token``.
 
-    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, context: zmq.Context | None = None) -> None:
-        self._sock = (context or zmq.Context.instance()).socket(zmq.REQ)
+    The socket is a DEALER speaking REQ's envelope, so that no reply is ever dropped: a request that timed
+    out stays outstanding and a new one is sent beside it; every reply that arrives is data at the stream
+    index it names (a REQ socket would discard a late reply, whose samples the server had handed out)."""
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 2.0, token: bytes = b"",
+                 context: zmq.Context | None = None) -> None:
+        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.linger = 0
         self._sock.sndtimeo = self._sock.rcvtimeo = int(timeout_s * 1000)
-        self._sock.setsockopt(zmq.REQ_RELAXED, 1)     # may ask again after a timeout ...
-        self._sock.setsockopt(zmq.REQ_CORRELATE, 1)   # ... and late replies to the old request are dropped
         self._sock.connect(endpoint)
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.time_samples: int | None = None   # stream index of the next sample expected from the wire
         self.gap_samples = 0
+        self._token = token
+        self.peer_restarts = 0     # times the server's stream index went back (it restarted)
+        self._offset = 0           # this client's stream index minus the server's (changes at a restart)
+        self._outstanding = 0      # requests sent and not yet answered
+        self._timed_out = False    # the last call timed out: ask again beside the outstanding request
         self._leftover = np.zeros(0, np.complex64)
 
     def set_timeout(self, timeout_s: float) -> None:
@@ -161,16 +215,25 @@ class SampleClient:
     def fetch(self, max_samples: int) -> tuple[int, np.ndarray]:
         """One request: ``(stream index, samples)`` of at most ``max_samples`` (≥ 1) samples.
 
-        A jump forward in the stream index is filled with zeros (and counted in ``gap_samples``).
+        The returned index is this client's own, monotonic: when the server restarts (its index goes back),
+        the stream carries on and the restart is counted in ``peer_restarts``.
+        A reply may answer an earlier request that timed out (its samples are as good). A jump forward in
+        the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            self._sock.send(_REQUEST.pack(max_samples))
-            header, payload = self._sock.recv_multipart()
+            if not self._outstanding or self._timed_out:  # (a restarted server never answers the old one)
+                self._sock.send_multipart([b"", _REQUEST.pack(max_samples) + self._token])
+                self._outstanding += 1
+            frames = self._sock.recv_multipart()
         except zmq.Again as exc:
+            self._timed_out = True
             raise PeerTimeout(f"{self.endpoint}: no samples within {self.timeout_s} s "
                               "(is the transmitting/channel process running?)") from exc
-        except ValueError as exc:
-            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair") from exc
+        self._timed_out = False
+        self._outstanding = max(self._outstanding - 1, 0)
+        if len(frames) != 3 or frames[0] != b"":
+            raise BackendError(f"{self.endpoint}: reply is not a (header, samples) pair")
+        header, payload = frames[1:]
         if len(header) != _HEADER.size:
             raise BackendError(f"{self.endpoint}: malformed reply header of {len(header)} bytes")
         start, count = _HEADER.unpack(header)
@@ -179,9 +242,12 @@ class SampleClient:
         samples = np.frombuffer(payload, dtype="<c8").astype(np.complex64)
         if self.time_samples is None:
             self.time_samples = start
-        if start < self.time_samples:
-            raise BackendError(f"{self.endpoint}: stream went back from sample {self.time_samples} to {start}")
-        gap = start - self.time_samples
+        server_next = self.time_samples - self._offset
+        if start < server_next:  # the server restarted and numbers its stream from 0 again: carry on
+            self.peer_restarts += 1
+            self._offset = self.time_samples - start
+            server_next = start
+        gap = start - server_next
         if gap:
             self.gap_samples += gap
             samples = np.concatenate([np.zeros(gap, np.complex64), samples])
@@ -227,6 +293,7 @@ class ZmqRfConfig(TomlConfig):
         sample_rate_hz, center_frequency_hz: recorded as the radio's settings (no effect on samples).
         timeout_s: how long to wait for the peer before :class:`PeerTimeout`.
         max_chunk_samples: largest message.
+        session_token: shared by the two ends of a link; requests without it get no samples (empty: no check).
     """
 
     tx_endpoint: str = ""
@@ -235,6 +302,7 @@ class ZmqRfConfig(TomlConfig):
     center_frequency_hz: float = 915e6
     timeout_s: float = 2.0
     max_chunk_samples: int = MAX_CHUNK_SAMPLES
+    session_token: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -246,8 +314,11 @@ class ZmqRfConfig(TomlConfig):
                 raise ConfigError(f"{name} must be a ZeroMQ address (tcp://, ipc://, inproc://), got {value!r}")
         if not self.tx_endpoint and not self.rx_endpoint:
             raise ConfigError("a ZMQ radio needs a tx_endpoint, an rx_endpoint or both")
-        if self.sample_rate_hz <= 0 or self.timeout_s <= 0 or self.max_chunk_samples < 1:
-            raise ConfigError("sample_rate_hz, timeout_s and max_chunk_samples must be positive")
+        self.check_range("sample_rate_hz", 0.0, 1e10, open_low=True)
+        self.check_range("timeout_s", 0.0, MAX_TIMEOUT_S, open_low=True)
+        self.check_range("max_chunk_samples", 1, MAX_CHUNK_SAMPLES)
+        if len(self.session_token) > MAX_TOKEN_CHARS:
+            raise ConfigError(f"ZmqRfConfig.session_token must be at most {MAX_TOKEN_CHARS} characters")
 
 
 class ZmqRfBackend(RadioBackend):
@@ -258,9 +329,11 @@ class ZmqRfBackend(RadioBackend):
 
     def __init__(self, cfg: ZmqRfConfig, *, context: zmq.Context | None = None) -> None:
         self.cfg = cfg
+        token = cfg.session_token.encode()
         self._tx = SampleServer(cfg.tx_endpoint, timeout_s=cfg.timeout_s, max_chunk_samples=cfg.max_chunk_samples,
-                                context=context) if cfg.tx_endpoint else None
-        self._rx = SampleClient(cfg.rx_endpoint, timeout_s=cfg.timeout_s, context=context) if cfg.rx_endpoint else None
+                                token=token, context=context) if cfg.tx_endpoint else None
+        self._rx = SampleClient(cfg.rx_endpoint, timeout_s=cfg.timeout_s, token=token,
+                                context=context) if cfg.rx_endpoint else None
 
     @property
     def sample_rate_hz(self) -> float:
@@ -303,9 +376,10 @@ class ZmqRfBackend(RadioBackend):
         out = {}
         if self._tx:
             out.update(tx_samples=self._tx.sent_samples, tx_gap_samples=self._tx.gap_samples,
-                       tx_dropped_samples=self._tx.dropped_samples)
+                       tx_dropped_samples=self._tx.dropped_samples, tx_malformed_requests=self._tx.malformed_requests,
+                       tx_refused_requests=self._tx.refused_requests)
         if self._rx:
-            out.update(rx_gap_samples=self._rx.gap_samples)
+            out.update(rx_gap_samples=self._rx.gap_samples, rx_peer_restarts=self._rx.peer_restarts)
         return out
 
     def describe(self) -> dict[str, object]:
@@ -325,17 +399,18 @@ class ZmqChannelRelay:
         downstream: the address the receiver's ``rx_endpoint`` points at (binds).
         fn: maps one transmitted burst (complex64, (N,)) to the received samples (complex64, (M,)).
         timeout_s: how long to wait for the transmitter once a receiver asked.
+        token: the link's session token (sent upstream, required downstream).
     """
 
     def __init__(self, upstream: str, downstream: str, fn: Callable[[np.ndarray], np.ndarray], *,
-                 timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES,
+                 timeout_s: float = 2.0, max_chunk_samples: int = MAX_CHUNK_SAMPLES, token: bytes = b"",
                  context: zmq.Context | None = None) -> None:
         self.fn = fn
         self.timeout_s = timeout_s
         self.max_chunk_samples = max_chunk_samples
-        self._up = SampleClient(upstream, timeout_s=timeout_s, context=context)
+        self._up = SampleClient(upstream, timeout_s=timeout_s, token=token, context=context)
         self._down = SampleServer(downstream, timeout_s=timeout_s, max_chunk_samples=max_chunk_samples,
-                                  context=context)
+                                  token=token, context=context)
         self.bursts = 0
 
     def serve_once(self, timeout_s: float | None = None) -> bool:
@@ -386,7 +461,9 @@ class ZmqChannelRelay:
     @property
     def counters(self) -> dict[str, int]:
         return {"bursts": self.bursts, "samples_in": self._up.time_samples or 0,
-                "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples}
+                "samples_out": self._down.sent_samples, "upstream_gap_samples": self._up.gap_samples,
+                "upstream_restarts": self._up.peer_restarts,
+                "malformed_requests": self._down.malformed_requests, "refused_requests": self._down.refused_requests}
 
     def close(self) -> None:
         self._up.close()

@@ -22,9 +22,11 @@ def test_tka_bench_smoke(tmp_path):
                                 "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["rows"] == report["rows"] and out.with_suffix(".png").is_file()
+    steps = saved["training_steps"]
+    assert steps["mismatch"] == steps["base"] and steps["oracle_0dB_3000ns"] == steps["cala_softmax"] > steps["base"]
     methods = {r["method"] for r in saved["rows"]}
     assert methods == {"base", "mismatch", "oracle", "adjscc", "adjscc_frozen", "base_longer",
-                       "cala_on_longer", "cala_softmax", "cala_sigmoid"}
+                       "cala_on_longer", "cala_softmax", "cala_sigmoid", "blind_base", "blind_cala"}
     assert saved["parameters"]["cala_added"] > 0
     assert "STAND-IN" in saved["latent_source"]
     assert all(r["latent_psnr_db"] > 0 for r in saved["rows"])
@@ -35,3 +37,19 @@ def test_cala_impl_bench_smoke(tmp_path):
     rows = _load("cala_impl").main(["--smoke", "--out", str(tmp_path / "c.json")])["rows"]
     assert all(r["max_abs_output_difference"] < 1e-4 for r in rows)
     assert all(r["trainable_params_plain"] == r["trainable_params_peft"] for r in rows)
+
+
+def test_closed_loop_bench_smoke(tmp_path):
+    """The real-pipeline evaluation runs end to end: every method measured on the same frames, lost frames
+    counted (their PSNR is never above the no-data chance level), gate sweeps and a figure written."""
+    out = tmp_path / "cl.json"
+    report = _load("closed_loop").main(["--smoke", "--out", str(out)])
+    lat = report["latent"]
+    assert {"cala_estimated", "cala_genie", "cala_fixed@10", "enc_only@10", "dec_only@10"} <= set(lat)
+    assert len({v["frames"] for v in lat.values()}) == 1                   # same frames for every method
+    assert report["chance_latent_psnr_db"] < lat["cala_estimated"]["per_snr_db"]["20"] \
+        <= report["ceiling_latent_psnr_db"] + 0.5
+    assert lat["cala_estimated"]["per_snr_db"]["0"] < lat["cala_estimated"]["per_snr_db"]["20"]
+    assert set(report["gate_sweep"]) == {"0dB|300ns", "20dB|300ns"} and out.with_suffix(".png").is_file()
+    rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(rows) == sum(v["frames"] for v in lat.values())

@@ -8,7 +8,9 @@ from safetensors import safe_open
 
 from dekag.jscc import ChannelConfig, TkaConfig, TrainingChannel, TrainingConfig, standin_latents
 from dekag.jscc.evaluate import round_trip
-from dekag.jscc.train import Stage, load_stage, prepare_run_dir, run_tka, train_stage
+from common.tomlconfig import ConfigError
+from dekag.jscc.link import SimulatedLink
+from dekag.jscc.train import Stage, load_stage, prepare_run_dir, run_tka, stage_budget, stages, train_stage
 
 K = 128
 torch.set_num_threads(1)  # 2 shared cores: one thread is faster than two contended ones
@@ -54,7 +56,7 @@ def test_channel_rejects_bad_inputs(channel):
 
 
 def _tiny_cfg(**kw):
-    t = dict(base_steps=6, mismatch_steps=0, oracle_steps=0, adaptive_steps=4, checkpoint_every=2, batch_size=16,
+    t = dict(base_steps=6, adaptive_steps=4, checkpoint_every=2, batch_size=16,
              cala_gates=["softmax"], oracle_snr_db=[], oracle_delay_spread_s=[])
     t.update(kw)
     return TkaConfig(training=TrainingConfig(**t))
@@ -74,12 +76,13 @@ def test_training_resumes_bit_identical_from_checkpoint(tmp_path, channel):
         return Stage("base", "base", 6, 1e-3, sample)
 
     a_dir, b_dir = prepare_run_dir(cfg, tmp_path / "a"), prepare_run_dir(cfg, tmp_path / "b")
-    straight = train_stage(stage(), cfg, channel, lat, a_dir, progress=False)
+    link = SimulatedLink(channel)
+    straight = train_stage(stage(), cfg, link, lat, a_dir, progress=False)
     calls["n"] = 0
     with pytest.raises(KeyboardInterrupt):
-        train_stage(stage(fail_at=4), cfg, channel, lat, b_dir, progress=False)   # dies in step 4
+        train_stage(stage(fail_at=4), cfg, link, lat, b_dir, progress=False)   # dies in step 4
     assert (b_dir / "base.ckpt.safetensors").is_file()
-    resumed = train_stage(stage(), cfg, channel, lat, b_dir, progress=False)
+    resumed = train_stage(stage(), cfg, link, lat, b_dir, progress=False)
     assert not (b_dir / "base.ckpt.safetensors").exists()
     for k, v in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, atol=0, rtol=0)
@@ -90,7 +93,9 @@ def test_tiny_tka_run_trains_base_then_cala_and_reloads(tmp_path):
     lat = standin_latents()
     out = run_tka(cfg, lat, tmp_path / "run", progress=False)
     assert set(out) == {"base", "mismatch", "cala_softmax", "adjscc", "adjscc_frozen", "base_longer",
-                        "cala_on_longer"}
+                        "cala_on_longer", "blind_base", "blind_cala"}
+    blind = load_stage(tmp_path / "run", "blind_cala", cfg)
+    assert not blind.config.noise_input and blind.decoder[0].base.in_channels == 2 * cfg.codec.symbol_channels
     with safe_open(str(tmp_path / "run" / "base.safetensors"), framework="pt") as f:
         losses = json.loads(f.metadata()["losses"])
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5])                 # the base codec learns
@@ -109,3 +114,20 @@ def test_tiny_tka_run_trains_base_then_cala_and_reloads(tmp_path):
     rec = round_trip(cala, ch, lat.latents[:4], 20.0, 100e-9, 0)
     assert rec.shape == (4, 4, 8, 8) and bool(torch.isfinite(rec).all())
     shutil.rmtree(tmp_path / "run")
+
+
+def test_baselines_get_equal_budgets():
+    cfg = _tiny_cfg(base_steps=50, adaptive_steps=20, oracle_snr_db=[0.0], oracle_delay_spread_s=[300e-9])
+    link = SimulatedLink(TrainingChannel(cfg.channel, cfg.codec.num_symbols))
+    budget = stage_budget(stages(cfg, link))
+    assert budget["mismatch"] == budget["base"] == 50
+    assert budget["oracle_0dB_300ns"] == budget["cala_softmax"] == 70
+    assert budget["cala_on_longer"] == 90 and budget["blind_cala"] == 70
+
+
+def test_only_trains_the_named_stages_and_what_they_start_from(tmp_path):
+    cfg = _tiny_cfg(base_steps=4, adaptive_steps=2)
+    out = run_tka(cfg, standin_latents(), tmp_path / "run", progress=False, only=["cala_on_longer"])
+    assert set(out) == {"base", "base_longer", "cala_on_longer"}
+    with pytest.raises(ConfigError, match="unknown T-KA stage"):
+        run_tka(cfg, standin_latents(), tmp_path / "run", progress=False, only=["nope"])

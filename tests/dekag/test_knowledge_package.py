@@ -6,6 +6,7 @@ import torch
 
 from dekag.knowledge_package import (BaseModel, KnowledgePackageError, PackageCorruptError, PackageMismatchError,
                                      base_model_from_folder, dequantize, load_package, quantize, save_package)
+from dekag.package_manifest import seal
 
 BASE = BaseModel(name="edge", sha256="ab" * 32)
 
@@ -83,6 +84,9 @@ def test_shape_tampering_in_manifest_is_refused(tmp_path):
     m = json.loads((tmp_path / "manifest.json").read_text())
     m["groups"]["glora"]["tensors"]["bias"] = [6]
     (tmp_path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(PackageCorruptError, match="manifest_sha256"):
+        load_package(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(seal(m)))  # even with the manifest's hash redone
     with pytest.raises(PackageCorruptError, match="shape"):
         load_package(tmp_path)
 
@@ -108,3 +112,72 @@ def test_base_model_hash_follows_weights(tmp_path):
     assert base_model_from_folder(tmp_path, "edge") != a
     with pytest.raises(FileNotFoundError):
         base_model_from_folder(tmp_path / "nothing")
+
+
+def _leaves(node, path=()):
+    """Paths of every leaf value of a JSON tree (dict keys and list indices)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+    if items is None:
+        yield path
+        return
+    for key, value in items:
+        yield from _leaves(value, (*path, key))
+
+
+def _edited(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
+
+
+def test_every_edited_manifest_field_is_refused(tmp_path):
+    save_package(tmp_path, _groups(), BASE, precision_bits=8, info={"metaword": "<meta-seven>", "rank": 8})
+    original = json.loads((tmp_path / "manifest.json").read_text())
+    paths = [p for p in _leaves(original) if p != ("manifest_sha256",)]
+    assert ("info", "metaword") in paths and len(paths) >= 20
+    for path in paths:
+        m = json.loads(json.dumps(original))
+        node = m
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = _edited(node[path[-1]])
+        (tmp_path / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(PackageCorruptError):
+            load_package(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(original))
+    assert load_package(tmp_path, expected_base=BASE).info["metaword"] == "<meta-seven>"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["groups"]["glora"].__setitem__("file", "../glora.safetensors"),
+    lambda m: m["groups"]["glora"].__setitem__("file", "/etc/passwd"),
+    lambda m: m["groups"]["glora"].__setitem__("file", "sub/glora.safetensors"),
+    lambda m: m.__delitem__("groups"),
+    lambda m: m.__setitem__("groups", []),
+    lambda m: m["groups"]["glora"].__setitem__("tensors", {"w": "4x3"}),
+    lambda m: m["groups"]["glora"].__setitem__("bytes", "12"),
+    lambda m: m.__setitem__("base_model", {"name": "edge"}),
+    lambda m: m.__setitem__("precision_bits", 3),
+    lambda m: m.__setitem__("info", ["not", "a", "table"]),
+    lambda m: m.__setitem__("extra", 1),
+], ids=["parent", "absolute", "subfolder", "no-groups", "groups-list", "shape-str", "bytes-str", "base-keys",
+        "bits", "info-list", "unknown-key"])
+def test_schema_violations_are_refused_with_the_package_error(tmp_path, edit):
+    """Even with the manifest's own hash redone, a schema violation is a PackageCorruptError (no KeyError,
+    TypeError or file read outside the folder)."""
+    save_package(tmp_path, _groups(), BASE, precision_bits=8)
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    edit(m)
+    m.pop("manifest_sha256", None)
+    (tmp_path / "manifest.json").write_text(json.dumps(seal(m)))
+    with pytest.raises(PackageCorruptError):
+        load_package(tmp_path, expected_base=BASE)
+
+
+def test_binary_manifest_is_refused(tmp_path):
+    save_package(tmp_path, _groups(), BASE)
+    (tmp_path / "manifest.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PackageCorruptError, match="JSON"):
+        load_package(tmp_path)

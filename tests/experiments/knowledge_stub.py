@@ -1,7 +1,9 @@
 """A light stand-in for the dekag runtimes, so link tests exercise radio + feedback + nodes in seconds.
 
 The "latent" is 256 Gaussian numbers; the "codec" maps them to 128 unit-power complex symbols and back,
-so the user's latent PSNR is the symbol SNR after the real transmitter, channel and receiver.
+so the user's latent PSNR is the symbol SNR after the real transmitter, channel and receiver. Like the real
+codec it refuses a condition outside the domain (delay spread ≤ 0, non-finite SNR), so the nodes must map
+every reported condition through ``condition_domain`` first.
 """
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from dekag.jscc.condition import Condition
+from dekag.jscc.condition_domain import ConditionDomain
+
 
 class StubKnowledge:
     """Args: generate_delay_s: time each ``generate`` takes (stands in for the diffusion model)."""
 
     num_symbols = 128
+    condition_domain = ConditionDomain(resolution_s=1 / 2.88e6)
 
     def __init__(self, generate_delay_s: float = 0.0):
         self.generate_delay_s = generate_delay_s
@@ -31,10 +37,12 @@ class StubKnowledge:
         return {}
 
     def encode(self, latent, snr_db: float, delay_spread_s: float):
+        Condition(snr_db, delay_spread_s).normalised(1)   # raises outside the domain, as the codec does
         s = (latent[0::2] + 1j * latent[1::2]).astype(np.complex64)
         return s / np.sqrt(np.mean(np.abs(s) ** 2)), [snr_db / 20, delay_spread_s * 1e6]
 
     def decode(self, symbols, noise_var, snr_db: float, delay_spread_s: float):
+        Condition(snr_db, delay_spread_s).normalised(1)
         out = np.empty(2 * symbols.size, np.float32)
         out[0::2], out[1::2] = symbols.real, symbols.imag
         return out, [snr_db / 20, delay_spread_s * 1e6]

@@ -36,10 +36,8 @@ def test_in_process_run_with_the_shipped_models(tmp_path):
 
 @pytest.mark.slow
 def test_three_process_run_with_the_shipped_models(tmp_path):
-    cfg = default_config()
-    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.feedback.endpoint = free_tcp_endpoint()
-    cfg.edge.num_frames = 4
+    cfg = default_config().replace(link={"tx_endpoint": free_tcp_endpoint(), "rx_endpoint": free_tcp_endpoint()},
+                                   feedback={"endpoint": free_tcp_endpoint()}, edge={"num_frames": 4})
     cfg.save(tmp_path / "cfg.toml")
     out = tmp_path / "run"
     assert main(["run", "--config", str(tmp_path / "cfg.toml"), "--out", str(out)]) == 0

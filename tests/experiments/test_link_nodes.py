@@ -10,24 +10,21 @@ import pytest
 
 import radio
 from experiments import nodes
-from experiments.config import ChannelSection, TestbedConfig
+from experiments.config import ChannelSection, EdgeSection, LinkSection, TestbedConfig
 from experiments.report import build_report, join_frames
 from experiments.run_folder import read_jsonl
 from knowledge_stub import StubKnowledge
 from radio.emulator import EmulatorConfig
-from radio.feedback import free_tcp_endpoint
+from radio.feedback import FeedbackConfig, free_tcp_endpoint
 
 
-def _config(num_frames=4, timeout_s=3.0, snr_schedule=(25.0, 15.0)) -> TestbedConfig:
-    cfg = TestbedConfig(channel=ChannelSection(emulator=EmulatorConfig(profile="TDL-C", seed=3),
-                                               snr_db_schedule=list(snr_schedule)))
-    cfg.edge.num_frames = num_frames
-    cfg.link.timeout_s = timeout_s
-    cfg.link.tx_endpoint, cfg.link.rx_endpoint = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.feedback.endpoint = free_tcp_endpoint()
-    cfg.feedback.max_age_s = 1.5
-    cfg.edge.feedback_wait_s = 1.0
-    return cfg
+def _config(num_frames=4, timeout_s=3.0, snr_schedule=(25.0, 15.0), backend="zmq", max_age_s=1.5) -> TestbedConfig:
+    return TestbedConfig(
+        channel=ChannelSection(emulator=EmulatorConfig(profile="TDL-C", seed=3), snr_db_schedule=list(snr_schedule)),
+        edge=EdgeSection(num_frames=num_frames, feedback_wait_s=1.0),
+        link=LinkSection(backend=backend, timeout_s=timeout_s, tx_endpoint=free_tcp_endpoint(),
+                         rx_endpoint=free_tcp_endpoint()),
+        feedback=FeedbackConfig(endpoint=free_tcp_endpoint(), max_age_s=max_age_s))
 
 
 def _node(role, cfg, out, generate_delay_s):
@@ -42,8 +39,7 @@ def _start(role, cfg, out, generate_delay_s=0.0):
 
 
 def test_in_process_run_decodes_every_frame_with_fresh_feedback(tmp_path):
-    cfg = _config(num_frames=5)
-    cfg.link.backend = "emulator"
+    cfg = _config(num_frames=5, backend="emulator")
     assert nodes.run_in_process(cfg, tmp_path, StubKnowledge(), StubKnowledge()) == 0
     rows = join_frames(tmp_path)
     assert [r["frame_id"] for r in rows] == list(range(5))
@@ -74,8 +70,7 @@ def test_three_processes_over_zmq(tmp_path):
 
 
 def test_user_killed_mid_run_edge_falls_back_and_records_it(tmp_path):
-    cfg = _config(num_frames=8, timeout_s=1.5)
-    cfg.feedback.max_age_s = 0.5
+    cfg = _config(num_frames=8, timeout_s=1.5, max_age_s=0.5)
     # a 0.3 s "diffusion model" at the edge, so several frames are still to come when the user dies
     procs = {r: _start(r, cfg, tmp_path, generate_delay_s=0.3) for r in ("channel", "user", "edge")}
     deadline = time.monotonic() + 60
@@ -86,9 +81,13 @@ def test_user_killed_mid_run_edge_falls_back_and_records_it(tmp_path):
     procs["user"].kill()
     procs["edge"].join(60)
     procs["channel"].terminate()
-    assert procs["edge"].exitcode == 0, "the edge keeps going when the user is gone"
+    assert procs["edge"].exitcode == 3, "the edge keeps going when the user is gone, then says frames were lost"
     edge_rows = read_jsonl(tmp_path / "edge.results.jsonl")
-    assert len(edge_rows) == 8
+    # it stops after link.max_peer_timeouts frames in a row were not taken, and counts the frames never tried
+    limit = cfg.link.max_peer_timeouts
+    assert [r["transmitted"] for r in edge_rows[-limit - 1:]] == [True] + [False] * limit
+    stop = [e for e in read_jsonl(tmp_path / "edge.events.jsonl") if e["event"] == "stop"][-1]
+    assert len(edge_rows) + stop["not_attempted"] == 8 and stop["not_attempted"] > 0
     # the edge is at most a frame ahead of the user (lock-step RF), so the last frames had no fresh report
     assert edge_rows[-1]["condition_source"] == "fallback" and not edge_rows[-1]["transmitted"]
     assert edge_rows[-1]["enc_snr_db"] == cfg.feedback.fallback_snr_db
@@ -105,9 +104,9 @@ def test_channel_killed_both_sides_time_out_and_keep_their_rows(tmp_path):
         time.sleep(0.05)
     procs["channel"].kill()
     procs["user"].join(30)
-    assert procs["user"].exitcode == 0  # frames were received before the loss: a clean stop with an event
+    assert procs["user"].exitcode == 3  # frames were lost to the dead channel: peer lost, after a stop event
     user_events = [e["event"] for e in read_jsonl(tmp_path / "user.events.jsonl")]
-    assert "peer_lost" in user_events and user_events[-1] == "stop"
+    assert "peer_lost" in user_events and user_events[-2:] == ["stop", "error"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any(
             e["event"] == "peer_lost" for e in read_jsonl(tmp_path / "edge.events.jsonl")):
@@ -119,8 +118,7 @@ def test_channel_killed_both_sides_time_out_and_keep_their_rows(tmp_path):
 
 
 def test_bad_header_crc_is_counted_not_decoded(tmp_path, monkeypatch):
-    cfg = _config(num_frames=3)
-    cfg.link.backend = "emulator"
+    cfg = _config(num_frames=3, backend="emulator")
     good_bits = radio.FrameHeader.to_bits
 
     def corrupt_frame_1(self):
@@ -155,3 +153,28 @@ def test_sigmf_recording_replays_through_the_user_node(tmp_path):
     rows = read_jsonl(out / "user.results.jsonl")
     assert [r["frame_id"] for r in rows if r["status"] == "ok"] == [0, 1, 2]
     assert all(abs(r["snr_db_est"] - 20.0) < 6 for r in rows)
+
+
+def test_user_node_bounds_the_length_by_the_codec(tmp_path):
+    from experiments.run_folder import RunFolder
+    from experiments.user_node import UserNode
+    node = UserNode(TestbedConfig(), RunFolder(tmp_path), StubKnowledge(), publisher=None)
+    assert node.receiver.cfg.max_payload_symbols == StubKnowledge.num_symbols
+
+
+def test_frame_ids_past_65536_are_unwrapped_and_the_user_finishes(tmp_path):
+    from experiments.run_folder import RunFolder
+    from experiments.user_node import UserNode
+    from radio.feedback import CsiPublisher
+    cfg = _config(num_frames=65538)
+    knowledge = StubKnowledge()
+    tx = radio.Transmitter(cfg.frame)
+    with CsiPublisher(free_tcp_endpoint()) as pub:
+        node = UserNode(cfg, RunFolder(tmp_path), knowledge, pub)
+        node.last_frame_id = 65534  # as after 65 535 frames
+        for frame_id in (65535, 65536, 65537):
+            symbols, _ = knowledge.encode(knowledge.generate("", frame_id), 10.0, 1e-7)
+            iq = tx.modulate(symbols, frame_id=frame_id % 65536)
+            node.process(np.concatenate([np.zeros(300, np.complex64), iq, np.zeros(300, np.complex64)]))
+    assert {65535, 65536, 65537} <= node.decoded and node.counts["repeats"] == 0
+    assert node.done

@@ -7,8 +7,8 @@ import pytest
 import zmq
 
 from common import ConfigError
-from radio.feedback import (Condition, CsiPublisher, CsiReport, CsiSubscriber, CsiValid, FeedbackConfig,
-                            FeedbackTimeout, FixedCondition, encode_report, free_tcp_endpoint,
+from radio.feedback import (MAX_MESSAGE_BYTES, Condition, CsiPublisher, CsiReport, CsiSubscriber, CsiValid,
+                            FeedbackConfig, FeedbackTimeout, FixedCondition, encode_report, free_tcp_endpoint,
                             generate_curve_keys, publisher_from_config, subscriber_from_config)
 
 FALLBACK = Condition(10.0, 100e-9)
@@ -89,15 +89,69 @@ def test_restarted_publisher_is_accepted_but_old_session_replay_is_not(link):
     for _ in range(100):  # push the old session's seq well above where a new one starts
         pub.publish(frame_id=0, snr_db=5.0, delay_spread_s=1e-7)
     first = pub.publish_until_received(sub, frame_id=1, snr_db=5.0, delay_spread_s=1e-7)
-    endpoint = pub.endpoint
     pub.close()
-    with CsiPublisher(endpoint) as pub2:  # new session, seq starts again at 0
+    # the restarted user binds a fresh port (re-binding the just-closed one races ZeroMQ's I/O thread)
+    second_endpoint = free_tcp_endpoint()
+    sub._sock.connect(second_endpoint)
+    with CsiPublisher(second_endpoint) as pub2:  # new session, seq starts again at 0
         second = pub2.publish_until_received(sub, frame_id=2, snr_db=6.0, delay_spread_s=1e-7)
         assert second.seq < first.seq and second.session_id != first.session_id
         before = sub.counters.out_of_order
         pub2.send_raw(encode_report(first))  # replay from the old session
         assert _poll_until(sub, lambda: sub.counters.out_of_order == before + 1)
         assert sub.latest == second
+
+
+def _forged(session_id, seq, timestamp_s, frame_id=0):
+    return encode_report(CsiReport(seq=seq, timestamp_s=timestamp_s, frame_id=frame_id, snr_db=0.0,
+                                   delay_spread_s=1e-7, session_id=session_id))
+
+
+def _accepted_of(pub, sub, reports):
+    """Send ``reports`` (payloads) one by one, each polled; returns how many the subscriber accepted."""
+    accepted = 0
+    for payload in reports:
+        received = sub.counters.received
+        pub.send_raw(payload)
+        assert _poll_until(sub, lambda received=received: sub.counters.received == received + 1)
+        accepted += sub.latest is not None and encode_report(sub.latest) == payload
+    return accepted
+
+
+@pytest.mark.parametrize("poison", ["future_timestamp", "seq_jump"])
+def test_one_poisoned_report_does_not_lock_the_edge_out(poison):
+    ep = free_tcp_endpoint()
+    with CsiPublisher(ep) as pub, CsiSubscriber(ep, max_age_s=5.0, fallback=FALLBACK, conflate=False) as sub:
+        good = pub.publish_until_received(sub, frame_id=0, snr_db=9.0, delay_spread_s=1e-7)
+        bad = (_forged(good.session_id ^ 1, 0, good.timestamp_s + 1e9) if poison == "future_timestamp"
+               else _forged(good.session_id, 2**62, good.timestamp_s))
+        pub.send_raw(bad)
+        assert _poll_until(sub, lambda: sub.counters.received >= 2)
+        assert sub.latest == good
+        reports = [pub.publish(frame_id=k, snr_db=9.0, delay_spread_s=1e-7) for k in range(1, 39)]
+        assert _poll_until(sub, lambda: sub.latest.frame_id == 38)
+        assert sub.counters.accepted == 1 + len(reports)
+        assert getattr(sub.counters, "session_pending" if poison == "future_timestamp" else poison) == 1
+
+
+def test_user_restarted_on_another_host_with_an_earlier_clock_is_admitted(link):
+    pub, sub = link
+    good = pub.publish_until_received(sub, frame_id=0, snr_db=9.0, delay_spread_s=1e-7)
+    # the new host's monotonic clock started recently: its timestamps are far below the old host's
+    restarted = [_forged(good.session_id ^ 7, k, 3.0 + 0.01 * k, frame_id=k) for k in range(38)]
+    time.sleep(0.25)  # the old session is stale (max_age_s 0.2 s)
+    assert _accepted_of(pub, sub, restarted) == 38
+    assert sub.counters.sessions == 2
+
+
+def test_oversized_message_is_dropped_unread(link):
+    pub, sub = link
+    good = pub.publish_until_received(sub, frame_id=0, snr_db=9.0, delay_spread_s=1e-7)
+    assert sub._sock.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_BYTES
+    pub.send_raw(b"x" * (MAX_MESSAGE_BYTES + 1))  # ZeroMQ drops it and the connection (which comes back)
+    pub.publish_until_received(sub, frame_id=1, snr_db=9.0, delay_spread_s=1e-7)
+    assert sub.counters.malformed == 0 and sub.counters.reconnects == 1  # never read; the link came back
+    assert good.session_id == sub.latest.session_id
 
 
 def test_wait_for_report_times_out_with_specific_error():
@@ -153,3 +207,36 @@ def test_curve_authenticated_link(tmp_path):
                 pub.publish(frame_id=40 + k, snr_db=8.0, delay_spread_s=1e-7)
                 plain.poll(0.02)
             assert plain.counters.received == 0
+
+
+def test_unauthorised_publisher_is_not_heard(tmp_path):
+    """With CurveZMQ on, a publisher without the server's secret key (plain, or with a key pair of its own)
+    reaches the subscriber with nothing, even at an address the subscriber connects to."""
+    keys = generate_curve_keys(tmp_path / "keys")
+    cfg = FeedbackConfig(endpoint=free_tcp_endpoint(), curve_keys_dir=str(keys.directory), max_age_s=1.0)
+    rogue_keys = generate_curve_keys(tmp_path / "rogue")
+    with subscriber_from_config(cfg) as sub:
+        for curve in (None, rogue_keys):
+            endpoint = free_tcp_endpoint()
+            sub._sock.connect(endpoint)
+            with CsiPublisher(endpoint, curve=curve) as rogue:
+                for k in range(20):
+                    rogue.publish(frame_id=k, snr_db=8.0, delay_spread_s=1e-7)
+                    sub.poll(0.02)
+        assert sub.counters.received == 0
+
+
+def test_secret_keys_are_private(tmp_path):
+    keys = generate_curve_keys(tmp_path / "keys")
+    for name in ("server.key_secret", "client.key_secret"):
+        assert (keys.directory / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_failed_key_loading_leaks_no_authenticator_thread(tmp_path):
+    import threading
+    (tmp_path / "keys").mkdir()
+    before = threading.active_count()
+    for _ in range(3):
+        with pytest.raises(ConfigError, match="key file"):
+            CsiPublisher(free_tcp_endpoint(), curve=FeedbackConfig(curve_keys_dir=str(tmp_path / "keys")).curve_keys())
+    assert threading.active_count() == before
