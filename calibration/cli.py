@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -202,8 +203,7 @@ def update_profile(args: argparse.Namespace, result: Any, backend: RadioBackend)
     gains = backend.gains
     conditions = MeasurementConditions(center_frequency_hz=backend.center_frequency_hz,
                                        sample_rate_hz=backend.sample_rate_hz,
-                                       tx_gain_db=gains.get("tx_gain_db", math.nan),
-                                       rx_gain_db=gains.get("rx_gain_db", math.nan),
+                                       tx_gain_db=gains.get("tx_gain_db"), rx_gain_db=gains.get("rx_gain_db"),
                                        link=args.link or profile.conditions.link, backend=args.backend)
     profile = replace(profile, date=date.today().isoformat(), firmware=args.firmware or profile.firmware,
                       conditions=conditions)
@@ -221,16 +221,20 @@ def main(argv: list[str] | None = None) -> int:
                               "provenance": provenance()}
     if args.backend != "pluto":
         record["injected"] = injected_impairments(args).to_dict() | {"channel": args.channel, "snr_db": args.snr_db}
-    if args.name == "gain-snr" and args.target_snr_db is not None:
-        fitted = result.update(DeviceProfile())
-        record["tx_gain_for_target_db"] = fitted.tx_gain_for_snr(args.target_snr_db)
-        print(f"TX gain for {args.target_snr_db:g} dB SNR: {record['tx_gain_for_target_db']:.2f} dB")
-    if args.profile:
-        key, _ = update_profile(args, result, backend)
-        record["profile"] = {"file": args.profile, "key": key}
-        print(f"profile {key!r} updated in {args.profile}")
-    (out / f"{args.name}.json").write_text(json.dumps(_jsonable(record), indent=1) + "\n")
-    print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.png')}")
+    try:
+        if args.name == "gain-snr" and args.target_snr_db is not None:
+            record["tx_gain_for_target_db"] = result.update(DeviceProfile()).tx_gain_for_snr(args.target_snr_db)
+            print(f"TX gain for {args.target_snr_db:g} dB SNR: {record['tx_gain_for_target_db']:.2f} dB")
+        if args.profile:
+            key, _ = update_profile(args, result, backend)
+            record["profile"] = {"file": args.profile, "key": key}
+            print(f"profile {key!r} updated in {args.profile}")
+    except ValueError as exc:   # the measurement holds nothing to store (no frame decoded, no linear range)
+        print(f"dekag-testbed calibrate {args.name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        (out / f"{args.name}.json").write_text(json.dumps(_jsonable(record), indent=1) + "\n")
+        print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.png')}")
     return 0
 
 

@@ -97,6 +97,8 @@ class EstimatorBiasResult:
                 "conditions": [p.summary() for p in self.points], "frames": [asdict(p) for p in self.points]}
 
     def update(self, profile: DeviceProfile) -> DeviceProfile:
+        if not math.isfinite(self.snr_bias_db):
+            raise ValueError("no frame was decoded: nothing to store (raise the TX gain or the SNR)")
         return replace(profile, snr_bias_db=self.snr_bias_db, delay_spread_bias_s=self.ds_bias_s)
 
     def plot(self, path: Path) -> None:

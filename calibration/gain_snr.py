@@ -59,9 +59,13 @@ class GainSnrResult:
         return (min(gains), max(gains)) if gains else (math.nan, math.nan)
 
     def update(self, profile: DeviceProfile) -> DeviceProfile:
+        if not math.isfinite(self.offset_db):
+            raise ValueError("fewer than two gains gave an SNR in the linear range: nothing to store; "
+                             "widen --tx-gains-db")
         return replace(profile, gain_snr_offset_db=self.offset_db, gain_snr_slope=self.slope,
                        gain_snr_tx_range_db=self.fitted_range_db,
-                       conditions=replace(profile.conditions, rx_gain_db=self.rx_gain_db))
+                       conditions=replace(profile.conditions,
+                                          rx_gain_db=self.rx_gain_db if math.isfinite(self.rx_gain_db) else None))
 
     def plot(self, path: Path) -> None:
         import matplotlib

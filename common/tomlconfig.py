@@ -50,7 +50,7 @@ MAX_TIMEOUT_S = 86_400.0
 """Longest timeout any configuration may ask for, s (ZeroMQ takes milliseconds as a 32-bit integer)."""
 
 
-def _check_scalar(value: Any, tp: Any, where: str, non_finite_ok: bool = False) -> Any:
+def _check_scalar(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -63,7 +63,7 @@ def _check_scalar(value: Any, tp: Any, where: str, non_finite_ok: bool = False) 
             if arg is type(None):
                 continue
             try:
-                return _check_scalar(value, arg, where, non_finite_ok)
+                return _check_scalar(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
         if len(errors) == 1:  # an optional value (X | None): X's own message names the problem
@@ -96,8 +96,7 @@ def _check_scalar(value: Any, tp: Any, where: str, non_finite_ok: bool = False) 
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if not non_finite_ok:
-            _check_finite(value, where)
+        _check_finite(value, where)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -127,8 +126,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(fields)}")
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _check_scalar(value, hints[name], f"{where + '.' if where else ''}{name}",
-                                     name in getattr(cls, "non_finite_ok", ()))
+        kwargs[name] = _check_scalar(value, hints[name], f"{where + '.' if where else ''}{name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing
@@ -152,19 +150,15 @@ class TomlConfig:
     """Mixin for dataclasses: ``to_dict``/``from_dict``, ``to_toml_str``/``from_toml_str``, ``save``/``load``.
 
     Subclasses define ``validate(self)`` (ranges, choices; raising :class:`ConfigError` that names the key)
-    and call it from ``__post_init__``. Every float is checked for finiteness as it is set, except the fields
-    a class names in ``non_finite_ok`` (where NaN or ±inf carries a documented meaning, e.g. "not measured").
-    Fields are set once, by the constructor; :meth:`replace` makes a validated changed copy.
+    and call it from ``__post_init__``. Every float is checked for finiteness as it is set. Fields are set
+    once, by the constructor; :meth:`replace` makes a validated changed copy.
     """
-
-    non_finite_ok: typing.ClassVar[frozenset[str]] = frozenset()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.{name} is read-only once built; "
                               f"make a changed copy with .replace({name}=...)")
-        if name not in type(self).non_finite_ok:
-            _check_finite(value, f"{type(self).__name__}.{name}")
+        _check_finite(value, f"{type(self).__name__}.{name}")
         object.__setattr__(self, name, value)
 
     def check_range(self, name: str, lo: float, hi: float, *, open_low: bool = False) -> None:

@@ -21,10 +21,11 @@ Every row carries ``key`` (the task's identity), ``point``, ``seed``, ``method``
 ``status``, ``elapsed_s`` (wall), ``cpu_s`` (the worker process's CPU time), ``worker`` (host and process) and ``provenance`` (package versions and git
 revision *of the worker that ran it*, :mod:`common.provenance`).
 
-Why Dask distributed rather than Ray (measured, ``bench/results/sweep_scaling.json`` and
-``shared/reference/fec-and-sweeps-facts.md``): a sweep task here is a whole frame pipeline (seconds),
-so per-task overhead (Ray 0.65 ms, Dask 1.7 ms per no-op task) is irrelevant, while Dask installs in
-39 MiB against Ray's 225 MiB, starts a local two-worker cluster in ~1–2 s against 3–4 s, shuts down in
+Why Dask distributed rather than Ray (Ray's numbers from ``shared/reference/fec-and-sweeps-facts.md``,
+measured on a machine like this one; Dask's confirmed here, ``bench/results/sweep_scaling.json``): a sweep
+task is a whole frame pipeline (0.3 s to seconds), so per-task overhead (Ray 0.65 ms, Dask 1.7 ms idle
+and 4–5 ms here under load, per no-op task) hardly matters, while Dask installs in 39 MiB against Ray's
+225 MiB, starts a local two-worker cluster in 1.2–2.3 s here against Ray's 2.7–3.8 s, shuts down in
 0.15 s against 1.4 s, leaves no daemons behind (``ray stop`` kills every Ray process of the user), and
 hands out a standard ``concurrent.futures.Executor`` — the interface the local process pool already
 has, so one code path serves both. An existing cluster is started with ``dask scheduler`` and

@@ -45,11 +45,8 @@ if TYPE_CHECKING:
     from radio.emulator import EmulatorConfig
 
 
-class ProfileNotFound(RadioError, ConfigError, KeyError):
+class ProfileNotFound(RadioError, ConfigError):
     """No profile in the file under the device's serial or URI."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass
@@ -60,26 +57,25 @@ class MeasurementConditions(TomlConfig):
         center_frequency_hz: LO frequency, Hz.
         sample_rate_hz: baseband sample rate, samples/s.
         tx_gain_db, rx_gain_db: device gains during the measurement (DC offset and the gain→SNR
-            offset depend on them).
+            offset depend on them); None for a backend without gains.
         link: what connected TX and RX ("SMA cable + 30 dB attenuator", "two devices, 1 m", "emulator").
         backend: the backend the routines ran on ("pluto", "emulator").
-        temperature_c: board temperature if read (``ad9361-phy`` ``temp0``); NaN when unknown.
+        temperature_c: board temperature if read (``ad9361-phy`` ``temp0``); None when unknown.
     """
 
     center_frequency_hz: float = 915e6
     sample_rate_hz: float = 3.84e6
-    tx_gain_db: float = -30.0
-    rx_gain_db: float = 30.0
+    tx_gain_db: float | None = -30.0
+    rx_gain_db: float | None = 30.0
     link: str = ""
     backend: str = ""
-    temperature_c: float = math.nan
-
-    non_finite_ok = frozenset({"temperature_c"})   # NaN: not read
+    temperature_c: float | None = None
 
 
 @dataclass
 class DeviceProfile(TomlConfig):
-    """What calibration measured on one device. Every field defaults to "no correction".
+    """What calibration measured on one device (read-only once built, like every config: update with
+    ``replace``). Every field defaults to "no correction"; None means "not measured".
 
     Attributes:
         serial: device serial (``hw_serial`` of the libiio context); "" when unknown.
@@ -92,12 +88,12 @@ class DeviceProfile(TomlConfig):
             the convention of :class:`radio.Impairments` ``cfo_ppm``.
         dc_offset_i, dc_offset_q: DC offset of the received samples at the calibration gains, in the
             backend's units (Pluto: ±1.0 = ADC full scale).
-        dc_offset_dbc: DC power relative to the received signal power, dB (−inf: none).
+        dc_offset_dbc: DC power relative to the received signal power, dB (None: not measured).
         iq_amplitude_db, iq_phase_deg: IQ imbalance, model ``y = K1 x + K2 x*`` of :mod:`radio.impairments`.
         loopback_delay_samples: delay from a burst's first sample to its arrival in the received stream,
             samples (fractional part: group delay of the filters and cable).
         gain_snr_offset_db, gain_snr_slope: linear region of the gain→SNR map at the RX gain of
-            ``conditions``: ``snr_db = gain_snr_offset_db + gain_snr_slope · tx_gain_db``; offset NaN: not
+            ``conditions``: ``snr_db = gain_snr_offset_db + gain_snr_slope · tx_gain_db``; offset None: not
             measured.
         gain_snr_tx_range_db: TX gains (lo, hi) over which the linear fit holds.
         snr_bias_db: mean (receiver SNR estimate − reference), dB.
@@ -112,17 +108,15 @@ class DeviceProfile(TomlConfig):
     oscillator_ppm: float = 0.0
     dc_offset_i: float = 0.0
     dc_offset_q: float = 0.0
-    dc_offset_dbc: float = -math.inf
+    dc_offset_dbc: float | None = None
     iq_amplitude_db: float = 0.0
     iq_phase_deg: float = 0.0
     loopback_delay_samples: float = 0.0
-    gain_snr_offset_db: float = math.nan
+    gain_snr_offset_db: float | None = None
     gain_snr_slope: float = 1.0
     gain_snr_tx_range_db: tuple[float, float] = (-89.75, 0.0)
     snr_bias_db: float = 0.0
     delay_spread_bias_s: float = 0.0
-
-    non_finite_ok = frozenset({"dc_offset_dbc", "gain_snr_offset_db"})   # −inf: no DC; NaN: not measured
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,7 +126,7 @@ class DeviceProfile(TomlConfig):
             raise ConfigError(f"oscillator_ppm must be within ±1000, got {self.oscillator_ppm}")
         if abs(self.iq_phase_deg) >= 45:
             raise ConfigError(f"iq_phase_deg must be within ±45, got {self.iq_phase_deg}")
-        if not math.isnan(self.gain_snr_offset_db) and not 0.1 <= self.gain_snr_slope <= 10:
+        if self.gain_snr_offset_db is not None and not 0.1 <= self.gain_snr_slope <= 10:
             raise ConfigError(f"gain_snr_slope must be in [0.1, 10] dB/dB, got {self.gain_snr_slope}")
 
     @property
@@ -148,14 +142,17 @@ class DeviceProfile(TomlConfig):
 
         ``rx_gain_db`` must be the RX gain of the calibration (the map holds at that RX gain only).
         """
-        if rx_gain_db is not None and abs(rx_gain_db - self.conditions.rx_gain_db) > 0.5:
+        if self.gain_snr_offset_db is None:
+            return math.nan
+        if rx_gain_db is not None and self.conditions.rx_gain_db is not None \
+                and abs(rx_gain_db - self.conditions.rx_gain_db) > 0.5:
             raise ConfigError(f"the gain→SNR map was measured at rx_gain_db={self.conditions.rx_gain_db}, "
                               f"not {rx_gain_db}: recalibrate at that RX gain")
         return self.gain_snr_offset_db + self.gain_snr_slope * tx_gain_db
 
     def tx_gain_for_snr(self, snr_db: float) -> float:
         """TX gain (dB) that hits ``snr_db`` at the calibration RX gain, clipped to the fitted range."""
-        if math.isnan(self.gain_snr_offset_db):
+        if self.gain_snr_offset_db is None:
             raise ConfigError("this profile has no gain→SNR map: run `dekag-testbed calibrate gain-snr`")
         lo, hi = self.gain_snr_tx_range_db
         return float(min(max((snr_db - self.gain_snr_offset_db) / self.gain_snr_slope, lo), hi))
@@ -167,8 +164,8 @@ class DeviceProfile(TomlConfig):
         return replace(base, cfo=self.oscillator_ppm != 0, cfo_ppm=self.oscillator_ppm,
                        iq_imbalance=bool(self.iq_amplitude_db or self.iq_phase_deg),
                        iq_amplitude_db=self.iq_amplitude_db, iq_phase_deg=self.iq_phase_deg,
-                       dc_offset=math.isfinite(self.dc_offset_dbc),
-                       dc_offset_dbc=self.dc_offset_dbc if math.isfinite(self.dc_offset_dbc) else base.dc_offset_dbc)
+                       dc_offset=self.dc_offset_dbc is not None,
+                       dc_offset_dbc=base.dc_offset_dbc if self.dc_offset_dbc is None else self.dc_offset_dbc)
 
     def emulator_config(self, tx_gain_db: float | None = None, **kwargs: Any) -> EmulatorConfig:
         """An :class:`radio.emulator.EmulatorConfig` impersonating this device: its impairments, its

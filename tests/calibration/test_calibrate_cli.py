@@ -60,3 +60,11 @@ def test_estimator_bias_over_the_air_takes_the_users_reference(tmp_path):
                  "--reference-snr-db", "20", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "estimator-bias.json").read_text())["result"]
     assert [c["label"] for c in result["conditions"]] == ["reference 20 dB"] and result["frames"][0]["snr_ref_db"] == [20.0, 20.0]
+
+
+def test_a_measurement_with_nothing_to_store_leaves_the_profile_alone(tmp_path, capsys):
+    lab = tmp_path / "lab.toml"
+    assert main(["calibrate", "gain-snr", "--snr-db", "-30", "--tx-gains-db", "0", "3", "--profile", str(lab),
+                 "--out", str(tmp_path)]) == 1
+    assert "widen --tx-gains-db" in capsys.readouterr().err
+    assert not lab.exists() and (tmp_path / "gain-snr.json").exists()

@@ -11,11 +11,42 @@ from calibration_helpers import FS, tone_offset_air
 import radio
 from calibration import dc_iq, estimator_bias, gain_snr, loopback_delay, oscillator
 from calibration.probe import frame_burst
-from radio.backends import EmulatedBackend, RadioBackend
+from radio.backends import (
+    EmulatedBackend,
+    FakePluto,
+    PlutoBackend,
+    PlutoConfig,
+    RadioBackend,
+)
 from radio.device_profile import DeviceProfile, MeasurementConditions
 from radio.emulator import Emulator
 
 CFG = radio.FrameConfig()
+
+
+@pytest.fixture
+def emulated():
+    """``emulated(snr_db, profile="AWGN", **impairments)`` → an EmulatedBackend at 2.4 GHz, 3.84 MS/s."""
+    def make(snr_db: float, profile: str = "AWGN", delay_spread_s: float = 100e-9, seed: int = 3,
+             **impairments) -> EmulatedBackend:
+        return EmulatedBackend.from_frame_config(radio.FrameConfig(), profile=profile, snr_db=snr_db,
+                                                 delay_spread_s=delay_spread_s, seed=seed,
+                                                 impairments=radio.Impairments(**impairments))
+    return make
+
+
+@pytest.fixture
+def fake_pluto():
+    """``fake_pluto(air=None, **PlutoConfig fields)`` → a PlutoBackend over a FakePluto (closed after the test)."""
+    opened = []
+
+    def make(air=None, **cfg) -> PlutoBackend:
+        backend = PlutoBackend(PlutoConfig(sample_rate_hz=FS, **cfg), device=FakePluto(channel=air, seed=2))
+        opened.append(backend)
+        return backend
+    yield make
+    for backend in opened:
+        backend.close()
 
 
 @pytest.mark.parametrize("ppm", [-7.5, 12.3])

@@ -36,7 +36,8 @@ def test_profiles_are_keyed_by_serial_then_uri_and_other_devices_are_kept(tmp_pa
     with pytest.raises(ProfileNotFound, match=r"it holds \['1044abc', 'ip:192.168.2.2'\]"):
         find_profile(path, serial="nope", uri="ip:10.0.0.1")
     reloaded = load_profiles(path)["1044abc"]
-    assert math.isnan(reloaded.gain_snr_offset_db) and reloaded.dc_offset_dbc == -math.inf
+    assert reloaded.gain_snr_offset_db is None and reloaded.dc_offset_dbc is None and reloaded == load_profiles(path)["1044abc"]
+    assert math.isnan(reloaded.expected_snr_db(-30.0))
 
 
 def test_bad_profile_file_is_a_clear_error(tmp_path):
