@@ -1,12 +1,10 @@
-"""Shared pytest configuration: the ``hardware`` tier runs only with a Pluto URI; the backends the calibration
-tests run their routines on (here rather than in ``tests/calibration/conftest.py``: with ``--doctest-modules``
-two ``conftest`` modules in package-less folders collide); tiny real-architecture model folders (session)."""
+"""Shared pytest configuration: the ``hardware`` tier runs only with a Pluto URI; tiny real-architecture model
+folders (session)."""
 from __future__ import annotations
 
 import os
 
 import pytest
-
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
