@@ -221,9 +221,11 @@ class SampleClient:
         the stream index is filled with zeros (and counted in ``gap_samples``).
         """
         try:
-            if not self._outstanding or self._timed_out:  # (a restarted server never answers the old one)
+            if not self._outstanding or self._timed_out:
                 self._sock.send_multipart([b"", _REQUEST.pack(max_samples) + self._token])
-                self._outstanding += 1
+                # after a timeout the earlier requests may never be answered (a restarted server): count only
+                # this one; a late answer to one of them is data all the same
+                self._outstanding = 1 if self._timed_out else self._outstanding + 1
             frames = self._sock.recv_multipart()
         except zmq.Again as exc:
             self._timed_out = True

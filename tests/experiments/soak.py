@@ -1,23 +1,22 @@
 """A soak run: channel, user and edge as three processes (stub knowledge, AWGN emulator) under faults, and
 the accounting that every frame the edge was asked to send is decoded or lost with a recorded reason.
 
-Faults, all drawn from one seeded generator per process:
+Faults, all drawn from seeded generators:
 
-* user restarts: the harness SIGKILLs the user node at random moments and starts a new one at once;
+* peer restarts: the harness SIGKILLs the user or the channel node at random moments and starts a new one;
 * garbage on every socket: raw TCP bytes and malformed or token-less requests at both virtual-RF ports (from
   the harness), garbage, oversized and forged reports (huge sequence number, future timestamp) on the CSI
   feedback (from the user's publisher);
-* broken buffers at the user: random chunks get a NaN, are clipped, or are scaled by 1e20 or 1e-30.
+* broken buffers: some chunks the user receives get a NaN, are clipped, or are scaled by 1e20 or 1e-30
+  (logged to ``soak.user.jsonl``, a harness file beside the run's own).
 
-The user's buffer faults and the stream intervals each user process read are logged to ``soak.user.jsonl``
-(harness files, beside the run's own). :func:`account` then names a reason for every frame.
+:func:`account` then names a reason for every frame.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import multiprocessing as mp
-import os
 import random
 import socket
 import threading
@@ -47,15 +46,13 @@ def soak_config(num_frames: int) -> TestbedConfig:
         feedback=FeedbackConfig(endpoint=free_tcp_endpoint(), max_age_s=0.5))
 
 
-class FaultyReceive:
-    """Wraps the user's backend: some chunks are broken, and every chunk read is logged as
-    ``{"pid", "start", "end", "fault"}`` (the interval is written once the *next* read starts, so a logged
-    chunk was handed to the receiver)."""
+class BrokenBuffers:
+    """Wraps the user's backend: some received chunks get a NaN, are clipped, or are scaled by 1e20 or 1e-30.
+    Each is logged as ``{"after", "fault"}`` with the newest frame id decoded so far: the frame it can cost is
+    one of the next :data:`IN_FLIGHT_FRAMES` (a chunk is shorter than the guard between two frames)."""
 
-    def __init__(self, inner, rng: random.Random, log_path: Path, p_fault: float):
-        self._inner, self._rng, self._p = inner, rng, p_fault
-        self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
-        self._pending: dict | None = None
+    def __init__(self, inner, out: Path, rng: random.Random, p_fault: float):
+        self._inner, self._out, self._rng, self._p = inner, out, rng, p_fault
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -64,30 +61,23 @@ class FaultyReceive:
         return self
 
     def __exit__(self, *exc):
-        self._write_pending()
-        self._log.close()
         self._inner.close()
 
-    def _write_pending(self):
-        if self._pending is not None:
-            self._log.write(json.dumps(self._pending) + "\n")
-            self._log.flush()
-            self._pending = None
-
     def receive(self, num_samples: int) -> np.ndarray:
-        self._write_pending()
         x = self._inner.receive(num_samples)
-        end = self._inner.rx_time_samples
-        fault = self._rng.choice(["nan", "clip", "huge", "tiny"]) if self._rng.random() < self._p else None
+        if self._rng.random() >= self._p:
+            return x
+        fault = self._rng.choice(["nan", "clip", "huge", "tiny"])
         if fault == "nan":
             x = x.copy()
             x[self._rng.randrange(x.size)] = np.nan
         elif fault == "clip":
             peak = 0.2 * float(np.abs(x).max() or 1.0)
             x = (np.clip(x.real, -peak, peak) + 1j * np.clip(x.imag, -peak, peak)).astype(np.complex64)
-        elif fault in ("huge", "tiny"):
+        else:
             x = (x * (1e20 if fault == "huge" else 1e-30)).astype(np.complex64)
-        self._pending = {"pid": os.getpid(), "start": end - x.size, "end": end, "fault": fault}
+        with open(self._out / FAULT_LOG, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"after": max(_decoded(self._out), default=-1), "fault": fault}) + "\n")
         return x
 
 
@@ -118,10 +108,10 @@ class NoisyPublisher:
 
 
 def _user_process(cfg: TestbedConfig, out: Path, seed: int, p_fault: float, p_garbage: float) -> None:
+    real_publisher, real_backend = nodes.publisher_from_config, nodes.user_backend
     rng = random.Random(seed)
-    real_backend, real_publisher = nodes.user_backend, nodes.publisher_from_config
-    nodes.user_backend = lambda config, run: FaultyReceive(real_backend(config, run), rng, out / FAULT_LOG, p_fault)
     nodes.publisher_from_config = lambda fb, **kw: NoisyPublisher(real_publisher(fb, **kw), rng, p_garbage)
+    nodes.user_backend = lambda config, run: BrokenBuffers(real_backend(config, run), out, rng, p_fault)
     nodes.steady_timeouts = lambda config, backend: lambda: backend.set_timeout(config.link.timeout_s)
     raise SystemExit(nodes.run_node("user", cfg, out, knowledge=StubKnowledge()))
 
@@ -158,39 +148,47 @@ def _garbage(cfg: TestbedConfig, rng: random.Random, stop: threading.Event) -> d
     return sent
 
 
+def _decoded(out: Path) -> set[int]:
+    return {r["frame_id"] for r in read_jsonl(out / "user.results.jsonl")
+            if r.get("status") == "ok" and "decoder_condition" in r}
+
+
 def run_soak(out: Path, num_frames: int, restarts: int, seed: int = 0, p_fault: float = 0.05,
              p_garbage: float = 0.1, limit_s: float = 600.0) -> dict:
-    """Run the three processes with faults; returns ``{"restarts", "garbage", "exit"}``."""
+    """Run the three processes with faults; returns ``{"restarts": [(role, last decoded frame id)], "garbage",
+    "exit"}``."""
     from radio.emulator import Emulator
 
     rng = random.Random(seed)
     cfg = soak_config(num_frames)
     Emulator(cfg.frame, cfg.channel.emulator)  # imports the emulator's dependencies once, before the forks
     ctx = mp.get_context("fork")
+    seeds = itertools.count(seed * 1000)
 
-    def start(target, *args):
-        return ctx.Process(target=target, args=args, daemon=True)
-    procs = {role: start(_node_process, role, cfg, out) for role in ("channel", "edge")}
-    user_seeds = iter(range(seed * 1000, seed * 1000 + restarts + 1))
-    procs["user"] = start(_user_process, cfg, out, next(user_seeds), p_fault, p_garbage)
-    for p in procs.values():
+    def spawn(role):
+        target, args = ((_user_process, (cfg, out, next(seeds), p_fault, p_garbage)) if role == "user"
+                        else (_node_process, (role, cfg, out)))
+        p = ctx.Process(target=target, args=args, daemon=True)
         p.start()
+        return p
+
+    procs = {role: spawn(role) for role in ("channel", "user", "edge")}
     stop = threading.Event()
     garbage: dict[str, int] = {}
     thread = threading.Thread(target=lambda: garbage.update(_garbage(cfg, random.Random(seed + 1), stop)))
     thread.start()
     kill_after = sorted(rng.sample(range(2, max(num_frames - 2, restarts + 3)), restarts))
-    done_restarts = 0
+    done: list[tuple[str, int]] = []
     deadline = time.monotonic() + limit_s
     try:
         while procs["edge"].is_alive() and time.monotonic() < deadline:
-            decoded = sum(1 for r in read_jsonl(out / "user.results.jsonl") if r.get("status") == "ok")
-            if done_restarts < restarts and decoded >= kill_after[done_restarts]:
-                procs["user"].kill()
-                procs["user"].join()
-                procs["user"] = start(_user_process, cfg, out, next(user_seeds), p_fault, p_garbage)
-                procs["user"].start()
-                done_restarts += 1
+            decoded = _decoded(out)
+            if len(done) < restarts and len(decoded) >= kill_after[len(done)]:
+                role = rng.choice(["user", "channel"])
+                procs[role].kill()
+                procs[role].join()
+                done.append((role, max(_decoded(out), default=-1)))
+                procs[role] = spawn(role)
             time.sleep(rng.uniform(0.01, 0.2))
         procs["edge"].join(max(deadline - time.monotonic(), 1))
         procs["user"].join(max(deadline - time.monotonic(), 1))
@@ -201,48 +199,37 @@ def run_soak(out: Path, num_frames: int, restarts: int, seed: int = 0, p_fault: 
             if p.is_alive():
                 p.kill()
                 p.join()
-    return {"restarts": done_restarts, "garbage": garbage,
-            "exit": {role: p.exitcode for role, p in procs.items()}}
+    (out / "soak.restarts.json").write_text(json.dumps(done))
+    return {"restarts": done, "garbage": garbage, "exit": {role: p.exitcode for role, p in procs.items()}}
 
 
-def _overlaps(lo: int, hi: int, intervals: list[tuple[int, int]]) -> bool:
-    return any(a < hi and lo < b for a, b in intervals)
+IN_FLIGHT_FRAMES = 4
+"""Frames after the last one decoded before a restart that the restart may take with it."""
 
 
 def account(out: Path, num_frames: int) -> dict[int, str]:
     """The reason of every frame 0..num_frames-1: ``decoded``, ``edge_peer_lost`` (the edge's transmit timed
-    out), ``edge_not_attempted`` (the edge stopped first), ``buffer_fault`` (a broken buffer overlapped it),
-    ``user_restart`` (a user process died with it in flight), or ``UNEXPLAINED``."""
-    edge_rows = read_jsonl(out / "edge.results.jsonl")
-    user_rows = read_jsonl(out / "user.results.jsonl")
-    bursts = sorted(read_jsonl(out / "channel.results.jsonl"), key=lambda r: r["burst"])
-    chunks = read_jsonl(out / FAULT_LOG)
-    guard = soak_config(1).link.guard_samples
-    decoded = {r["frame_id"] for r in user_rows if r.get("status") == "ok" and "decoder_condition" in r}
-    faults = [(c["start"], c["end"]) for c in chunks if c["fault"]]
-    # per user process, the end of what it read; a frame near the end of a process that was replaced was in flight
-    pids = list(dict.fromkeys(c["pid"] for c in chunks))
-    last_end = {pid: max(c["end"] for c in chunks if c["pid"] == pid) for pid in pids}
-    first_start = {pid: min(c["start"] for c in chunks if c["pid"] == pid) for pid in pids}
-    in_flight = [(last_end[a] - 3 * guard, first_start[b] + guard) for a, b in itertools.pairwise(pids)]
-    transmitted = [r["frame_id"] for r in edge_rows if r["transmitted"]]
-    interval = {fid: (b["rx_frame_start"], b["rx_frame_start"] + b["burst_samples"] - guard)
-                for fid, b in zip(transmitted, bursts)}
+    out), ``edge_not_attempted`` (the edge stopped first), ``buffer_fault`` (a broken buffer came just before it),
+    ``user_restart`` / ``channel_restart`` (in flight when that node was killed), or ``UNEXPLAINED``."""
+    edge_rows = {r["frame_id"]: r for r in read_jsonl(out / "edge.results.jsonl")}
+    decoded = _decoded(out)
+    faults = {fid for r in read_jsonl(out / FAULT_LOG) for fid in range(r["after"] + 1, r["after"] + 1 + IN_FLIGHT_FRAMES)}
+    in_flight = {}
+    for role, last in json.loads((out / "soak.restarts.json").read_text()):
+        for fid in range(last + 1, last + 1 + IN_FLIGHT_FRAMES):
+            in_flight.setdefault(fid, f"{role}_restart")
     reasons = {}
-    sent_rows = {r["frame_id"]: r for r in edge_rows}
     for fid in range(num_frames):
         if fid in decoded:
             reasons[fid] = "decoded"
-        elif fid not in sent_rows:
+        elif fid not in edge_rows:
             reasons[fid] = "edge_not_attempted"
-        elif not sent_rows[fid]["transmitted"]:
+        elif not edge_rows[fid]["transmitted"]:
             reasons[fid] = "edge_peer_lost"
-        elif fid in interval and _overlaps(*interval[fid], faults):
+        elif fid in faults:
             reasons[fid] = "buffer_fault"
-        elif fid not in interval or _overlaps(*interval[fid], in_flight) or interval[fid][1] > max(last_end.values()):
-            reasons[fid] = "user_restart"
         else:
-            reasons[fid] = "UNEXPLAINED"
+            reasons[fid] = in_flight.get(fid, "UNEXPLAINED")
     return reasons
 
 

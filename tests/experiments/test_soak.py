@@ -1,4 +1,4 @@
-"""Soak: three processes with user restarts, garbage on every socket and broken buffers; every frame ends
+"""Soak: three processes with user and channel restarts, garbage on every socket and broken buffers; every frame ends
 decoded or lost with a reason, and the run folder stays consistent (harness: tests/experiments/soak.py)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def _soak(tmp_path, num_frames, restarts, seed):
     reasons = account(tmp_path, num_frames)
     counts = collections.Counter(reasons.values())
     print(info, dict(counts))
-    assert info["restarts"] == restarts
+    assert len(info["restarts"]) == restarts
     assert sum(info["garbage"].values()) > 0
     assert counts["UNEXPLAINED"] == 0, {k: v for k, v in reasons.items() if v == "UNEXPLAINED"}
     check_run_folder(tmp_path, num_frames)
@@ -23,10 +23,10 @@ def _soak(tmp_path, num_frames, restarts, seed):
 
 
 def test_short_soak(tmp_path):
-    _soak(tmp_path, num_frames=30, restarts=1, seed=1)
+    _soak(tmp_path, num_frames=30, restarts=2, seed=1)
 
 
 @pytest.mark.slow
 def test_soak_a_few_hundred_frames(tmp_path):
-    counts = _soak(tmp_path, num_frames=300, restarts=4, seed=2)
+    counts = _soak(tmp_path, num_frames=300, restarts=6, seed=2)
     assert counts["buffer_fault"] > 0

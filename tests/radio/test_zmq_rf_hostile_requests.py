@@ -6,9 +6,11 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import zmq
 
-from radio.backends import ZmqRfBackend, ZmqRfConfig
+from radio.backends import PeerTimeout, ZmqRfBackend, ZmqRfConfig
+from radio.backends.zmq_rf import SampleClient, SampleServer
 from radio.feedback import free_tcp_endpoint
 
 BURST = (np.arange(5000) % 7 + 1j).astype(np.complex64)
@@ -58,7 +60,6 @@ def test_malformed_and_tokenless_requests_neither_stop_the_edge_nor_take_the_bur
 def test_message_without_a_request_envelope_does_not_stall_the_server():
     """A DEALER (like raw bytes that parse as an old-protocol peer) sends no REQ envelope: the server drops
     it and still serves the real request (a REP socket blocked forever in recv here)."""
-    from radio.backends.zmq_rf import SampleClient, SampleServer
     ep = free_tcp_endpoint()
     server = SampleServer(ep, timeout_s=2.0)
     rogue = zmq.Context.instance().socket(zmq.DEALER)
@@ -86,7 +87,6 @@ def test_message_without_a_request_envelope_does_not_stall_the_server():
 
 
 def test_samples_whose_requester_left_stay_queued_for_the_next():
-    from radio.backends.zmq_rf import SampleClient, SampleServer
     ep = free_tcp_endpoint()
     server = SampleServer(ep, timeout_s=2.0)
     server.queue(BURST)
@@ -113,7 +113,6 @@ def test_samples_whose_requester_left_stay_queued_for_the_next():
 def test_receiver_carries_on_when_the_transmitting_peer_restarts():
     """A restarted server numbers its stream from 0 again: the client's stream goes on (no error) and the
     restart is counted."""
-    from radio.backends.zmq_rf import SampleClient, SampleServer
     ep = free_tcp_endpoint()
     client = SampleClient(ep, timeout_s=5.0)
     got = []
@@ -131,3 +130,20 @@ def test_receiver_carries_on_when_the_transmitting_peer_restarts():
     assert [g.tobytes() for g in got] == [BURST.tobytes()] * 2
     assert client.peer_restarts == 1 and client.next_sample_index == 2 * BURST.size
     client.close()
+
+
+def test_late_reply_to_a_timed_out_request_is_data_not_lost():
+    """The server answers a request only after the client gave up on it and asked again: the late reply's
+    samples arrive (a REQ socket with REQ_CORRELATE dropped them, and the burst was lost)."""
+    ep = free_tcp_endpoint()
+    server, client = SampleServer(ep, timeout_s=5.0), SampleClient(ep, timeout_s=0.3)
+    with pytest.raises(PeerTimeout):
+        client.fetch(BURST.size)  # nothing queued yet: no answer
+    server.queue(BURST)
+    t = threading.Thread(target=server.flush)
+    t.start()
+    t.join(10)  # the burst went out as the answer to the first request
+    got = client.receive(BURST.size)
+    assert got.tobytes() == BURST.tobytes() and client.gap_samples == 0
+    client.close()
+    server.close()
