@@ -33,14 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.provenance import provenance  # noqa: E402
-from experiments.closed_loop import (  # noqa: E402
-    Cell,
-    ClosedLoop,
-    held_out_latents,
-    load_codec_set,
-    psnr_db,
-    summarise,
-)
+from experiments.closed_loop import Cell, ClosedLoop, held_out_latents, load_codec_set, psnr_db, summarise  # noqa: E402
 from experiments.frame_link import FrameLink, FramePipeline, frame_config_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

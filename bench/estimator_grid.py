@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             pool.close()
             pool.join()
 
-    from common import provenance
     import radio
+    from common import provenance
 
     report = {"benchmark": "estimator_grid", "preset": args.preset, "smoke": args.smoke, "frames_per_cell": args.frames,
               "payload_symbols": PAYLOAD_SYMBOLS,

@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import provenance  # noqa: E402
-from radio.feedback import (Condition, CsiPublisher, CsiSubscriber, CurveKeys, free_tcp_endpoint,  # noqa: E402
-                            generate_curve_keys)
+from radio.feedback import Condition, CsiPublisher, CsiSubscriber, CurveKeys, free_tcp_endpoint, generate_curve_keys  # noqa: E402
 
 VARIANTS = ("conflate", "queue", "curve")
 

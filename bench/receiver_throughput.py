@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.payloads, args.samples, args.chunk, args.repeats = [80], 20_000, 8_192, 1
     cfg = radio.FrameConfig()
     rng = np.random.default_rng(0)
-    n, sl = cfg.fft_size, cfg.symbol_length
+    sl = cfg.symbol_length
     shapes = [(f"frames, payload {p}", p, 700) for p in args.payloads]
     shapes.append(("testbed: payload 128, 8192-zero guard", 128, 8192))
     cases = []

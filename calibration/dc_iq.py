@@ -79,7 +79,8 @@ class DcIqResult:
             ax.plot(freqs, 10 * np.log10(spec / spec.max() + 1e-16), lw=0.7, label=label)
         ax.set(xlabel="frequency (kHz)", ylabel="power (dB re tone)", ylim=(-110, 5),
                title=f"DC and IQ imbalance: {self.amplitude_db:+.3f} dB, {self.phase_deg:+.2f}°, "
-                     f"DC {self.dc_dbc:.1f} dBc (tone +{self.tone_hz / 1e3:.0f} kHz, image −{self.tone_hz / 1e3:.0f} kHz)")
+                     f"DC {self.dc_dbc:.1f} dBc (tone +{self.tone_hz / 1e3:.0f} kHz, "
+                     f"image −{self.tone_hz / 1e3:.0f} kHz)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path, dpi=110)

@@ -111,7 +111,7 @@ class EstimatorBiasResult:
             a1.plot(p.snr_ref_db, p.snr_est_db, "o", ms=4, label=f"{p.label}: {p.snr_bias_db:+.2f} dB")
             a2.plot(np.asarray(p.ds_ref_s) * 1e9, np.asarray(p.ds_est_s) * 1e9, "o", ms=4,
                     label=f"{p.label}: {p.ds_bias_s * 1e9:+.0f} ns")
-        for ax, unit in ((a1, "dB"), (a2, "ns")):
+        for ax in (a1, a2):
             lo, hi = ax.get_xlim()
             ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="estimate = reference")
             ax.grid(alpha=0.3)

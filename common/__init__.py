@@ -2,7 +2,7 @@
 
 ``radio`` and ``dekag`` never import each other; both may import ``common``, which imports neither.
 """
-from common.tomlconfig import ConfigError, TomlConfig
 from common.provenance import provenance
+from common.tomlconfig import ConfigError, TomlConfig
 
 __all__ = ["ConfigError", "TomlConfig", "provenance"]

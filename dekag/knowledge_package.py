@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from dekag.package_manifest import (FORMAT, PRECISIONS, KnowledgePackageError, PackageCorruptError, check_manifest,
-                                    seal)
+
+from dekag.package_manifest import FORMAT, PRECISIONS, KnowledgePackageError, PackageCorruptError, check_manifest, seal
 
 __all__ = ["FORMAT", "PRECISIONS", "BaseModel", "BaseModelNotFound", "KnowledgePackage", "KnowledgePackageError",
            "PackageCorruptError", "PackageMismatchError", "base_model_from_folder", "dequantize", "load_package",

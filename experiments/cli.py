@@ -10,7 +10,7 @@
     dekag-testbed config                   # print the embedded default configuration as TOML
     dekag-testbed train-world | align | train | build-package   # dekag training commands (each has --help)
     dekag-testbed bench NAME [--smoke]      # a benchmark from bench/
-    dekag-testbed calibrate NAME            # per-device calibration (oscillator, gain-snr, dc-iq, delay, estimator-bias)
+    dekag-testbed calibrate NAME            # per-device calibration: oscillator, gain-snr, dc-iq, delay, estimator-bias
 """
 from __future__ import annotations
 

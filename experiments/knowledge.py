@@ -62,7 +62,8 @@ def _gates(downlink: Downlink, snr_db: float, delay_spread_s: float) -> list[flo
     return [round(float(g), 4) for g in downlink.gate_weights(snr_db, delay_spread_s)]
 
 
-DIGITAL_CODEC = Path(__file__).resolve().parents[1] / "dekag" / "miniature" / "checkpoints" / "digital_codec.safetensors"
+DIGITAL_CODEC = Path(__file__).resolve().parents[1] / "dekag" / "miniature" / "checkpoints" \
+    / "digital_codec.safetensors"
 """The digital baseline fitted on the miniature world's aligned-edge latents (S_EG training split)."""
 
 

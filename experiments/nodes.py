@@ -120,7 +120,6 @@ def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int
 def run_in_process(config: TestbedConfig, out: Path, edge_knowledge=None, user_knowledge=None) -> int:
     """Edge and user in this process over the in-process emulator backend (no channel process)."""
     from experiments.channel_node import ScheduledChannel
-    from experiments.edge_node import run_edge_node
     from radio.backends.emulated import EmulatedBackend
 
     channel_run = RunFolder(out, config, role="channel", seed=config.seed)

@@ -5,8 +5,9 @@ and returns the PNG path, or ``None`` when the rows hold nothing to plot.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 

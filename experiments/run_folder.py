@@ -115,7 +115,7 @@ class RunFolder:
         self._results.close()
         self._events.close()
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         return self
 
     def __exit__(self, *exc: object) -> None:

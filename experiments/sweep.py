@@ -18,7 +18,8 @@ nothing). Re-running the same sweep skips every task whose row is already there 
 failed tasks are written with ``status`` "error" and the traceback, and retried by the next run.
 
 Every row carries ``key`` (the task's identity), ``point``, ``seed``, ``method``, the function's values,
-``status``, ``elapsed_s`` (wall), ``cpu_s`` (the worker process's CPU time), ``worker`` (host and process) and ``provenance`` (package versions and git
+``status``, ``elapsed_s`` (wall), ``cpu_s`` (the worker process's CPU time), ``worker`` (host and process) and
+``provenance`` (package versions and git
 revision *of the worker that ran it*, :mod:`common.provenance`).
 
 Why Dask distributed rather than Ray (Ray's numbers from ``shared/reference/fec-and-sweeps-facts.md``,
@@ -78,7 +79,8 @@ class Task:
         return json.dumps({"point": dict(self.point), "seed": self.seed, "method": self.method}, sort_keys=True)
 
 
-def grid(points: Iterable[Mapping[str, Any]], seeds: Iterable[int], methods: Iterable[str] = ("default",)) -> list[Task]:
+def grid(points: Iterable[Mapping[str, Any]], seeds: Iterable[int],
+         methods: Iterable[str] = ("default",)) -> list[Task]:
     """Every (point, seed, method) combination, points outermost. Raises :class:`SweepError` on duplicates."""
     tasks = [Task(tuple(sorted(dict(p).items())), int(s), str(m)) for p in points for s in seeds for m in methods]
     keys = [t.key for t in tasks]
@@ -126,7 +128,8 @@ def run_task(fn: TaskFunction, task: Task) -> dict[str, Any]:
         row["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - recorded and retried on resume, never lost
         row.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    row.update(elapsed_s=time.monotonic() - t0, cpu_s=time.process_time() - c0, worker=f"{platform.node()}:{os.getpid()}", provenance=provenance())
+    row.update(elapsed_s=time.monotonic() - t0, cpu_s=time.process_time() - c0,
+               worker=f"{platform.node()}:{os.getpid()}", provenance=provenance())
     return row
 
 

@@ -10,10 +10,9 @@ channel emulator, radio backends and CSI feedback. Knows nothing about images or
 from radio.config import FrameConfig, ReceiverConfig
 from radio.errors import BadInputError, ConfigurationError, RadioError
 from radio.header import FrameHeader
+from radio.impairments import Impairments
 from radio.receiver import ReceivedFrame, Receiver, ReceiverStats
 from radio.transmitter import Transmitter
-
-from radio.impairments import Impairments
 
 # The emulator pulls in torch (and Sionna when one is built): imported on first use only, so that
 # `import radio` stays light for scripts that only transmit and receive.

@@ -1,6 +1,7 @@
 """Frame numerology and format (:class:`FrameConfig`) and receiver settings (:class:`ReceiverConfig`).
 
-Numerologies are named presets (:mod:`radio.numerology`). The default (``"narrow"``) fits an ADALM-Pluto over USB 2.0 (≤ 5 MS/s sustained): 3.84 MS/s, 128-point FFT
+Numerologies are named presets (:mod:`radio.numerology`). The default (``"narrow"``) fits an ADALM-Pluto
+over USB 2.0 (≤ 5 MS/s sustained): 3.84 MS/s, 128-point FFT
 (30 kHz subcarrier spacing), 96 used subcarriers around a null DC (2.88 MHz occupied), a 16-sample
 (4.17 µs) cyclic prefix. The CP covers the excess delay of the 3GPP TDL profiles up to about 430 ns
 RMS delay spread (TDL-A, the longest normalised profile, has its last tap at 9.66 × the RMS delay

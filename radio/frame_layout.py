@@ -4,7 +4,8 @@
 
     | preamble (SC + guard + 2 LTS) | header: H symbols | payload: ceil(L / D) symbols |
 
-H = ceil(640 / D) (the header's polar-coded bits, :mod:`radio.header_code`), D = data subcarriers per symbol, L = payload length.
+H = ceil(640 / D) (the header's polar-coded bits, :mod:`radio.header_code`), D = data subcarriers per symbol,
+L = payload length.
 Every header and payload symbol is ``cp_length + fft_size`` samples with pilots on the same
 subcarriers; the last payload symbol is padded with known filler values.
 """

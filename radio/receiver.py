@@ -120,7 +120,8 @@ class Receiver:
         >>> cfg = radio.FrameConfig()
         >>> iq = radio.Transmitter(cfg).modulate(np.exp(1j * np.arange(50)), frame_id=3)
         >>> rx = radio.Receiver(cfg)
-        >>> [(f.header.frame_id, f.symbols.size) for f in rx.receive(np.concatenate([np.zeros(300), iq, np.zeros(300)]))]
+        >>> padded = np.concatenate([np.zeros(300), iq, np.zeros(300)])
+        >>> [(f.header.frame_id, f.symbols.size) for f in rx.receive(padded)]
         [(3, 50)]
     """
 

@@ -15,12 +15,11 @@ Public surface::
 The training channel (:class:`TrainingChannel`) imports Sionna lazily, on construction.
 """
 from dekag.jscc.adjscc import AttentionFeature, apply_adjscc
-from dekag.jscc.cala import (CalaError, CalaLayer, apply_cala, cala_num_parameters, cala_state_dict, is_cala,
-                             load_cala, load_cala_state_dict, save_cala)
+from dekag.jscc.cala import (CalaError, CalaLayer, apply_cala, cala_num_parameters, cala_state_dict, is_cala, load_cala,
+                             load_cala_state_dict, save_cala)
 from dekag.jscc.codec import JsccCodec, ShapeError, symbols_from_numpy, symbols_to_numpy
 from dekag.jscc.condition import Condition, ConditionError
-from dekag.jscc.config import (AdjsccConfig, CalaConfig, ChannelConfig, CodecConfig, TkaConfig,
-                               TrainingConfig)
+from dekag.jscc.config import AdjsccConfig, CalaConfig, ChannelConfig, CodecConfig, TkaConfig, TrainingConfig
 from dekag.jscc.latents import LatentSet, latent_file, standin_latents, vae_latents
 from dekag.jscc.training_channel import TrainingChannel, seed_sionna
 

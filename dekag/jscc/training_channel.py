@@ -35,11 +35,6 @@ from dekag.jscc.config import ChannelConfig
 def _sionna():
     """Import Sionna lazily (≈ 5 s): only code that builds a training channel pays for it."""
     import sionna.phy as sp
-    from sionna.phy.channel import ApplyOFDMChannel, cir_to_ofdm_channel, subcarrier_frequencies
-    from sionna.phy.channel.tr38901 import TDL
-    from sionna.phy.mimo import StreamManagement
-    from sionna.phy.ofdm import (LMMSEEqualizer, LSChannelEstimator, RemoveNulledSubcarriers, ResourceGrid,
-                                 ResourceGridMapper)
     return sp, locals()
 
 

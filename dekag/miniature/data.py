@@ -36,11 +36,11 @@ class DigitsDataset:
     images: torch.Tensor
     labels: torch.Tensor
 
-    def without_class(self, label: int) -> "DigitsDataset":
+    def without_class(self, label: int) -> DigitsDataset:
         keep = self.labels != label
         return DigitsDataset(self.images[keep], self.labels[keep])
 
-    def split(self, test_fraction: float, seed: int) -> tuple["DigitsDataset", "DigitsDataset"]:
+    def split(self, test_fraction: float, seed: int) -> tuple[DigitsDataset, DigitsDataset]:
         """Random (train, test) split with a seeded ``torch.Generator``."""
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")

@@ -67,7 +67,8 @@ def report(cfg: Config, rows: list[dict], out: Path) -> str:
     plot_curves(curves, chance, "CALA with estimated, genie and no CSI over the real frame pipeline\n"
                 "(digital baseline: 5G LDPC + QAM, MCS from the same CSI)", "nominal SNR (dB)", out / "psnr_vs_snr.png",
                 styles={NAMES["digital_estimated"]: "--s", NAMES["digital_genie"]: ":s"})
-    est_cost = {s: curves[NAMES["cala_genie"]][s] - curves[NAMES["cala_estimated"]][s] for s in curves[NAMES["cala_genie"]]}
+    genie, estimated = curves[NAMES["cala_genie"]], curves[NAMES["cala_estimated"]]
+    est_cost = {s: genie[s] - estimated[s] for s in genie}
     no_csi_cost = {s: curves[NAMES["cala_estimated"]][s] - curves[NAMES["no_csi"]][s] for s in curves[NAMES["no_csi"]]}
     true = np.array([t for r in rows for t, e in zip(r["snr_true"], r["snr_est"], strict=True) if e is not None])
     est = np.array([e for r in rows for e in r["snr_est"] if e is not None])

@@ -9,6 +9,7 @@ on TDL A–E mixed), lost frames counted.
 """
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,18 @@ from experiments.sweep import Task, grid
 
 @dataclass
 class Config(StudyConfig):
-    """The ``mismatch`` study's grid (see :class:`~experiments.studies.base.StudyConfig`)."""
+    """The ``mismatch`` study's grid: :class:`~experiments.studies.base.StudyConfig` plus
+
+    Attributes:
+        profile_run: a T-KA run whose ``base`` codec trained on one TDL profile only (the profile mismatch,
+            ``experiments/configs/tka_frames_tdl_a.toml``); "" = none.
+    """
+
+    profile_run: str = "runs/tka_frames_tdl_a"
 
 
-SMOKE = Config(tka_run="", latents="", snr_db=[0.0, 20.0], delay_spread_ns=[300.0], profiles=["C"], frames=2)
+SMOKE = Config(tka_run="", latents="", snr_db=[0.0, 20.0], delay_spread_ns=[300.0], profiles=["C"], frames=2,
+               profile_run="")
 
 
 def tasks(cfg: Config, config_path: str) -> list[Task]:
@@ -35,12 +44,27 @@ def tasks(cfg: Config, config_path: str) -> list[Task]:
     return grid(points, cfg.seeds, ["all"])
 
 
-def _codecs_at(ctx, snr_db: float) -> list[tuple[str, CodecSet]]:
+def _codecs_at(ctx, profile_run: str) -> list[tuple[str, CodecSet]]:
     """One CodecSet per trained codec, each playing the loop's 'cala' role with a fixed gate."""
     c = ctx.codecs
     named = [("(a) base", c.base), ("(b) mismatch", c.mismatch)]
     named += [(f"(c) oracle trained at {s:g} dB", o) for s, o in sorted(c.oracles.items())]
+    if profile_run:
+        named.append(_profile_codec(profile_run))
     return [(n, CodecSet(cala=codec, domain=c.domain)) for n, codec in named if codec is not None]
+
+
+@functools.lru_cache(maxsize=1)
+def _profile_codec(run: str) -> tuple[str, object]:
+    """("(b′) trained on TDL-X only", the base codec of a single-profile T-KA run)."""
+    from dekag.jscc.config import TkaConfig
+    from dekag.jscc.train import load_stage
+
+    if not (Path(run) / "base.safetensors").is_file():
+        raise FileNotFoundError(f"profile_run {run} has no trained base codec: train it with "
+                                "experiments/configs/tka_frames_tdl_a.toml, or set profile_run = \"\"")
+    cfg = TkaConfig.load(Path(run) / "config.toml")
+    return f"(b′) trained on TDL-{'/'.join(cfg.channel.tdl_models)} only", load_stage(run, "base", cfg)
 
 
 @torch.no_grad()
@@ -58,7 +82,7 @@ def evaluate(point: dict, seed: int, method: str) -> dict:
                         "trained through the Sionna channel", "digital_estimated": "digital baseline"}.get(
                             r["method"], r["method"]), []).append(r["mse"])
     centre = ctx.codecs.domain.centre[0]
-    for name, codecs in _codecs_at(ctx, cell.snr_db):   # condition-free codecs: one fixed gate is all they have
+    for name, codecs in _codecs_at(ctx, Config.load(point["config"]).profile_run):   # one fixed gate each
         rows = ClosedLoop(ctx.pipeline, codecs, fixed_gates_db=[centre], seed=seed, groups={"fixed"}).run_cell(cell, z)
         mse[name] = [r["mse"] for r in rows]
     return {"mse": mse}
@@ -71,7 +95,8 @@ def report(cfg: Config, rows: list[dict], out: Path) -> str:
     chance = chance_psnr(ctx)
     t = ctx.tka_config.training if ctx.tka_config is not None else None
     trained = (f"(b) trained at {t.mismatch_snr_db:g} dB / {t.mismatch_delay_spread_s * 1e9:g} ns; oracles at "
-               f"{', '.join(f'{s:g}' for s in t.oracle_snr_db)} dB" if t is not None else "no T-KA run: the shipped codec only")
+               f"{', '.join(f'{s:g}' for s in t.oracle_snr_db)} dB" if t is not None
+               else "no T-KA run: the shipped codec only")
     plot_curves(by_snr, chance, f"Codecs trained at one condition, tested across SNR (real frame pipeline)\n{trained}",
                 "test SNR (dB)", out / "psnr_vs_snr.png", styles={"digital baseline": "--s"})
     write_summary(out, {"study": "mismatch", "latents": ctx.source, "peak": ctx.peak, "chance_db": chance,

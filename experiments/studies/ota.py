@@ -159,7 +159,7 @@ def report(cfg: Config, rows: list[dict], out: Path) -> str:
                         "psnr_db": curves, "points": points})
     table = ["| TX gain dB | measured SNR dB | decoded / sent | image PSNR dB | consistency | CSI age max |",
              "|---:|---:|---:|---:|---:|---:|"]
-    table += [f"| {p['tx_gain_db']:g} | {p['measured_snr_db'] if p['measured_snr_db'] is None else round(p['measured_snr_db'], 1)} "
+    table += [f"| {p['tx_gain_db']:g} | {_fmt(p['measured_snr_db'], 1)} "
               f"| {p['decoded']} / {p['sent']} | {_fmt(p['psnr_image_db'])} | {_fmt(p['consistency_cos'], 3)} | "
               f"{p['csi_age_frames_max']} |" for p in points]
     runbook = (__doc__ or "").split("Runbook (also in the README's lab section):")[1].strip()

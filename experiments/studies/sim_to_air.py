@@ -68,7 +68,8 @@ class _Radio:
                                              impairments=Impairments(cfo=True, phase_noise=True)))
         device = FakePluto(channel=lambda x: air(np.asarray(x, np.complex64))[0][: len(x)], seed=seed)
         self.backend = PlutoBackend(PlutoConfig(sample_rate_hz=frame.sample_rate_hz, center_frequency_hz=2.4e9,
-                                                tx_gain_db=point["tx_gain_db"], rx_gain_db=cfg.rx_gain_db), device=device)
+                                                tx_gain_db=point["tx_gain_db"], rx_gain_db=cfg.rx_gain_db),
+                                    device=device)
         self.recorder = SigMFRecorder.for_backend(path, self.backend, frame_config=frame.to_dict(),
                                                   description="sim_to_air study: frames through the fake Pluto")
         self.tx = ctx.pipeline.transmitter

@@ -14,9 +14,8 @@ from radio.backends.base import BackendError, PeerTimeout, RadioBackend
 from radio.backends.emulated import EmulatedBackend
 from radio.backends.fake_pluto import FakePluto
 from radio.backends.pluto import PlutoBackend, PlutoConfig, scale_for_dac
-from radio.backends.sigmf_io import (RecordingBackend, RecordingError, ReplayExhausted, SigMFRecorder,
-                                     SigMFReplayBackend)
-from radio.backends.zmq_rf import (SampleClient, SampleServer, ZmqChannelRelay, ZmqRfBackend, ZmqRfConfig)
+from radio.backends.sigmf_io import RecordingBackend, RecordingError, ReplayExhausted, SigMFRecorder, SigMFReplayBackend
+from radio.backends.zmq_rf import SampleClient, SampleServer, ZmqChannelRelay, ZmqRfBackend, ZmqRfConfig
 
 __all__ = ["BackendError", "PeerTimeout", "RadioBackend", "EmulatedBackend", "FakePluto", "PlutoBackend",
            "PlutoConfig", "scale_for_dac", "RecordingBackend", "RecordingError", "ReplayExhausted",

@@ -87,7 +87,7 @@ class RadioBackend(abc.ABC):
         return {"device": self.device, "sample_rate_hz": self.sample_rate_hz,
                 "center_frequency_hz": self.center_frequency_hz, **self.gains}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default: backends without resources need not override it
         """Release the device or sockets; idempotent."""
 
     def __enter__(self) -> RadioBackend:

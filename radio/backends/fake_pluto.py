@@ -24,7 +24,8 @@ Quirks reproduced (see ``shared/reference/sdr-phy-facts.md`` §1.6):
   :meth:`FakePluto.inject_overflow` sets overflow.
 
 Digital loopback (``loopback = 1``) returns the TX codes shifted to 12 bits, without channel,
-gains or noise, as the AD9361's BIST loopback does. Air model otherwise: TX codes (full scale 2^15) → ``channel`` (optional callable on the normalised burst) →
+gains or noise, as the AD9361's BIST loopback does. Air model otherwise: TX codes (full scale 2^15) →
+``channel`` (optional callable on the normalised burst) →
 gain ``tx_gain_db + rx_gain_db − path_loss_db`` → ±2048 RX codes + complex Gaussian noise of
 ``noise_rms_codes`` per component → round → saturate.
 """

@@ -5,8 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dekag.jscc import (AdjsccConfig, CalaConfig, CalaError, CalaLayer, CodecConfig, Condition, ConditionError,
-                        JsccCodec, apply_adjscc, apply_cala, cala_num_parameters, cala_state_dict, load_cala,
-                        save_cala)
+                        JsccCodec, apply_adjscc, apply_cala, cala_num_parameters, cala_state_dict, load_cala, save_cala)
 from dekag.jscc.condition import conditioned
 
 COND = Condition(torch.tensor([0.0, 20.0]), torch.tensor([30e-9, 3000e-9]))

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from common.tomlconfig import ConfigError
-from dekag.jscc import (CodecConfig, Condition, ConditionError, JsccCodec, ShapeError, TkaConfig,
-                        symbols_from_numpy, symbols_to_numpy)
+from dekag.jscc import (CodecConfig, Condition, ConditionError, JsccCodec, ShapeError, TkaConfig, symbols_from_numpy,
+                        symbols_to_numpy)
 
 COND = Condition(10.0, 100e-9)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from common.tomlconfig import ConfigError
 from dekag.jscc import ChannelConfig, TkaConfig, TrainingChannel, TrainingConfig, standin_latents
 from dekag.jscc.evaluate import round_trip
-from common.tomlconfig import ConfigError
 from dekag.jscc.link import SimulatedLink
 from dekag.jscc.train import Stage, load_stage, prepare_run_dir, run_tka, stage_budget, stages, train_stage
 

@@ -2,9 +2,9 @@
 checkpoint resume, the whole schedule with baselines, knowledge package applied to a fresh edge."""
 import pytest
 import torch
+from stage_interrupt import interrupt_then_resume, share_metaword
 
 from common import ConfigError
-from stage_interrupt import interrupt_then_resume, share_metaword
 from dekag import ldm
 from dekag.makd import align
 from dekag.makd.config import MakdConfig

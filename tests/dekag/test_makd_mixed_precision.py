@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
+from stage_interrupt import interrupt_then_resume, share_metaword
 
 from common import ConfigError
-from stage_interrupt import interrupt_then_resume, share_metaword
 from dekag import ldm
 from dekag.makd import align
 from dekag.makd.config import MakdConfig

@@ -6,14 +6,13 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-import pytest
+from knowledge_stub import StubKnowledge
 
 import radio
 from experiments import nodes
 from experiments.config import ChannelSection, EdgeSection, LinkSection, TestbedConfig
 from experiments.report import build_report, join_frames
 from experiments.run_folder import read_jsonl
-from knowledge_stub import StubKnowledge
 from radio.emulator import EmulatorConfig
 from radio.feedback import FeedbackConfig, free_tcp_endpoint
 

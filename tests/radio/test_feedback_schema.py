@@ -6,8 +6,7 @@ import math
 import msgpack
 import pytest
 
-from radio.feedback import (SCHEMA_VERSION, CsiReport, CsiValid, MalformedReport, decode_report,
-                            encode_report)
+from radio.feedback import SCHEMA_VERSION, CsiReport, CsiValid, MalformedReport, decode_report, encode_report
 
 
 def _report(**overrides):
