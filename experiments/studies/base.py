@@ -173,6 +173,18 @@ def plot_curves(curves: dict[str, dict[str, float]], chance: float, title: str, 
     plt.close(fig)
 
 
+def curves_over_measured_snr(rows: list[dict], ctx: Context, title: str, xlabel: str, path: Path) -> dict:
+    """Per-method PSNR keyed by the SNR the receiver measured on each point (over the air there is no other
+    truth), plotted to ``path`` with the digital baseline dashed."""
+    for r in rows:
+        r["point"] = {**r["point"], "measured_snr_db": round(r["measured_snr_db"], 1)
+                      if r["measured_snr_db"] is not None else -99.0}
+    curves = per_method_psnr(rows, ctx.peak, key="measured_snr_db")
+    plot_curves(curves, chance_psnr(ctx), title, xlabel, path,
+                styles={k: "--s" for k in curves if k.startswith("digital")})
+    return curves
+
+
 def markdown_table(curves: dict[str, dict[str, float]], xlabel: str) -> str:
     keys = {x for c in curves.values() for x in c}
     xs = sorted(keys, key=float) if all(_is_number(x) for x in keys) else sorted(keys)

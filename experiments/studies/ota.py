@@ -33,8 +33,8 @@ import torch
 
 from experiments.config import default_config
 from experiments.report import join_frames
-from experiments.studies.base import (StudyConfig, chance_psnr, context, frames_of, markdown_table, per_method_psnr,
-                                      plot_curves, write_summary)
+from experiments.studies.base import (StudyConfig, chance_psnr, context, curves_over_measured_snr, frames_of,
+                                      markdown_table, write_summary)
 from experiments.studies.sim_to_air import _decode as decode_frame
 from experiments.studies.sim_to_air import _Radio, _replay
 from experiments.sweep import Task, grid
@@ -143,13 +143,9 @@ def _digital(ctx, point: dict, cfg: Config, seed: int, key: int, snr: float | No
 def report(cfg: Config, rows: list[dict], out: Path) -> str:
     ctx = context(str((out / "config.toml").resolve()))
     chance = chance_psnr(ctx)
-    for r in rows:
-        r["point"] = {**r["point"], "measured_snr_db": round(r["measured_snr_db"], 1)
-                      if r["measured_snr_db"] is not None else -99.0}
-    curves = per_method_psnr(rows, ctx.peak, key="measured_snr_db")
-    plot_curves(curves, chance, "Over the air (fake Pluto in cabled loopback): the live loop and the digital baseline",
-                "SNR measured by the receiver (dB)", out / "psnr_vs_measured_snr.png",
-                styles={k: "--s" for k in curves if k.startswith("digital")})
+    curves = curves_over_measured_snr(
+        rows, ctx, "Over the air (fake Pluto in cabled loopback): the live loop and the digital baseline",
+        "SNR measured by the receiver (dB)", out / "psnr_vs_measured_snr.png")
     points = [{"tx_gain_db": r["point"]["tx_gain_db"], "measured_snr_db": r["measured_snr_db"],
                "decoded": r["decoded"], "sent": r["sent"],
                "consistency_cos": _mean(r["consistency_cos"]), "psnr_image_db": _mean(r["psnr_image_db"]),

@@ -23,8 +23,8 @@ import torch
 from dekag.jscc.codec import symbols_from_numpy, symbols_to_numpy
 from experiments.closed_loop import header_quantised
 from experiments.frame_link import unbiased
-from experiments.studies.base import (StudyConfig, chance_psnr, context, frames_of, markdown_table, per_method_psnr,
-                                      plot_curves, write_summary)
+from experiments.studies.base import (StudyConfig, chance_psnr, context, curves_over_measured_snr, frames_of,
+                                      markdown_table, write_summary)
 from experiments.sweep import Task, grid
 from radio.backends import FakePluto, PlutoBackend, PlutoConfig, SigMFRecorder, SigMFReplayBackend
 from radio.emulator import Emulator, EmulatorConfig
@@ -154,13 +154,9 @@ def evaluate(point: dict, seed: int, method: str) -> dict:
 def report(cfg: Config, rows: list[dict], out: Path) -> str:
     ctx = context(str((out / "config.toml").resolve()))
     chance = chance_psnr(ctx)
-    for r in rows:   # the x axis is what the receiver measured on the capture
-        r["point"] = {**r["point"], "measured_snr_db": round(r["measured_snr_db"], 1)
-                      if r["measured_snr_db"] is not None else -99.0}
-    curves = per_method_psnr(rows, ctx.peak, key="measured_snr_db")
-    plot_curves(curves, chance, "Replayed SigMF captures (fake Pluto) vs the emulator at the same measured SNR",
-                "SNR measured on the capture (dB)", out / "psnr_vs_measured_snr.png",
-                styles={k: "--s" for k in curves if k.startswith("digital")})
+    curves = curves_over_measured_snr(
+        rows, ctx, "Replayed SigMF captures (fake Pluto) vs the emulator at the same measured SNR",
+        "SNR measured on the capture (dB)", out / "psnr_vs_measured_snr.png")
     gaps = {}
     for codec in ("JSCC", "digital baseline"):
         cap, emu = curves.get(f"{codec}, replayed capture"), curves.get(f"{codec}, emulator at the measured SNR")
