@@ -35,7 +35,12 @@ from dekag.jscc.config import ChannelConfig
 def _sionna():
     """Import Sionna lazily (≈ 5 s): only code that builds a training channel pays for it."""
     import sionna.phy as sp
-    return sp, locals()
+    from sionna.phy.channel import ApplyOFDMChannel, cir_to_ofdm_channel, subcarrier_frequencies  # noqa: F401
+    from sionna.phy.channel.tr38901 import TDL  # noqa: F401
+    from sionna.phy.mimo import StreamManagement  # noqa: F401
+    from sionna.phy.ofdm import (LMMSEEqualizer, LSChannelEstimator, RemoveNulledSubcarriers,  # noqa: F401
+                                 ResourceGrid, ResourceGridMapper)
+    return sp, locals()   # the names above, by name
 
 
 def sionna_generator() -> torch.Generator:
