@@ -59,6 +59,11 @@ def edge_conditions(config: TestbedConfig) -> CsiSubscriber | FixedCondition:
     return subscriber_from_config(config.feedback)
 
 
+def _close(conditions: CsiSubscriber | FixedCondition) -> None:
+    if isinstance(conditions, CsiSubscriber):
+        conditions.close()
+
+
 def _edge(config: TestbedConfig, run: RunFolder, backend: RadioBackend, knowledge=None):
     from experiments.edge_node import EdgeNode
     if knowledge is None:
@@ -92,7 +97,11 @@ def run_node(role: str, config: TestbedConfig, out: Path, knowledge=None) -> int
         elif role == "edge":
             from experiments.edge_node import run_edge_node
             with edge_backend(config) as backend:
-                counters = run_edge_node(_edge(config, run, backend, knowledge))
+                edge = _edge(config, run, backend, knowledge)
+                try:
+                    counters = run_edge_node(edge)
+                finally:
+                    _close(edge.conditions)
             status = exit_codes.PEER_LOST if counters["lost"] else exit_codes.OK
         elif role == "user":
             from experiments.user_node import run_user_node
@@ -157,6 +166,7 @@ def run_over_backend(config: TestbedConfig, out: Path, backend: RadioBackend, ca
         return exit_codes.status_of(exc)
     finally:
         user.publisher.close()
+        _close(edge.conditions)
         for r in (edge_run, user_run):
             r.close()
     return 0

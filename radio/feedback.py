@@ -379,7 +379,7 @@ class FeedbackCounters:
     session_pending: int = 0    # another session while the current one is fresh (not admitted yet)
     sessions: int = 0           # sessions admitted (the first one included)
     unusable: int = 0           # valid message whose SNR/delay-spread flags are not both set
-    reconnects: int = 0         # connection dropped (e.g. an oversized message) and made again
+    reconnects: int = 0         # connected again after a silence (e.g. the drop after an oversized message)
     fallbacks: int = 0          # condition() calls answered with the fallback
 
     def as_dict(self) -> dict[str, int]:
@@ -431,10 +431,12 @@ class CsiSubscriber:
         conflate: keep only the newest queued message (default; turn off only to count every message).
         curve: keys to connect as an authorized CurveZMQ client.
         timeout_s: receive timeout for :meth:`wait_for_report`'s default.
+        reconnect_after_s: silence after which the socket connects again (a message over
+            :data:`MAX_MESSAGE_BYTES` makes ZeroMQ drop the connection for good), s.
     """
 
     def __init__(self, endpoint: str, *, max_age_s: float, fallback: Condition, conflate: bool = True,
-                 curve: CurveKeys | None = None, timeout_s: float = 2.0,
+                 curve: CurveKeys | None = None, timeout_s: float = 2.0, reconnect_after_s: float = 10.0,
                  context: zmq.Context | None = None) -> None:
         if not max_age_s > 0:
             raise ConfigError(f"max_age_s must be positive, got {max_age_s}")
@@ -453,12 +455,12 @@ class CsiSubscriber:
         except BaseException:
             self._sock.close(linger=0)
             raise
-        # ZeroMQ drops the connection on an oversized message and does not come back by itself
-        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._heard_at = self._reconnected_at = time.monotonic()  # last message of any kind; last reconnect
         self.endpoint = endpoint
         self.max_age_s = max_age_s
         self.fallback = fallback
         self.timeout_s = timeout_s
+        self.reconnect_after_s = reconnect_after_s
         self.counters = FeedbackCounters()
         self.gate = SessionGate(max_age_s)
         self.latest: CsiReport | None = None
@@ -487,23 +489,24 @@ class CsiSubscriber:
             self.on_accept(report, received_at)
         return True
 
-    def _reconnect_if_dropped(self) -> None:
-        dropped = False
-        while self._monitor.poll(0, zmq.POLLIN):
-            self._monitor.recv_multipart()
-            dropped = True
-        if dropped:
+    def _reconnect_if_silent(self) -> None:
+        """ZeroMQ drops the connection on an oversized message and does not come back by itself: after
+        ``reconnect_after_s`` without any message (and as long since the last try) connect again."""
+        now = time.monotonic()
+        if min(now - self._heard_at, now - self._reconnected_at) > self.reconnect_after_s:
             self._sock.disconnect(self.endpoint)
             self._sock.connect(self.endpoint)
+            self._reconnected_at = now
             self.counters.reconnects += 1
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Drain the socket, waiting up to ``timeout_s`` for the first message; returns how many were accepted."""
-        self._reconnect_if_dropped()
+        self._reconnect_if_silent()
         accepted = 0
         wait_ms = int(timeout_s * 1000)
         while self._sock.poll(wait_ms, zmq.POLLIN):
             payload = self._sock.recv(copy=True)
+            self._heard_at = time.monotonic()
             accepted += self._handle(payload, time.monotonic())
             wait_ms = 0
         return accepted
@@ -531,9 +534,6 @@ class CsiSubscriber:
         return ConditionResult(r.condition, "feedback", age, r.seq, r.frame_id)
 
     def close(self) -> None:
-        if not self._sock.closed:
-            self._sock.disable_monitor()
-        self._monitor.close(linger=0)
         self._sock.close(linger=0)
 
     def __enter__(self) -> CsiSubscriber:

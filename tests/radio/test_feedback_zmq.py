@@ -144,13 +144,18 @@ def test_user_restarted_on_another_host_with_an_earlier_clock_is_admitted(link):
     assert sub.counters.sessions == 2
 
 
-def test_oversized_message_is_dropped_unread(link):
-    pub, sub = link
+def test_oversized_message_is_dropped_unread():
+    ep = free_tcp_endpoint()
+    with CsiPublisher(ep) as pub, CsiSubscriber(ep, max_age_s=0.2, fallback=FALLBACK, reconnect_after_s=0.5) as sub:
+        _oversized_then_back(pub, sub)
+
+
+def _oversized_then_back(pub, sub):
     good = pub.publish_until_received(sub, frame_id=0, snr_db=9.0, delay_spread_s=1e-7)
     assert sub._sock.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_BYTES
     pub.send_raw(b"x" * (MAX_MESSAGE_BYTES + 1))  # ZeroMQ drops it and the connection (which comes back)
     pub.publish_until_received(sub, frame_id=1, snr_db=9.0, delay_spread_s=1e-7)
-    assert sub.counters.malformed == 0 and sub.counters.reconnects == 1  # never read; the link came back
+    assert sub.counters.malformed == 0 and sub.counters.reconnects >= 1  # never read; the link came back
     assert good.session_id == sub.latest.session_id
 
 
