@@ -107,7 +107,8 @@ def report(cfg: Config, rows: list[dict], out: Path) -> str:
              f"chance ({chance:.2f} dB). Training steps: {ctx.budget or 'n/a'}.", "",
              markdown_table(by_snr, "test SNR dB"), ""]
     if by_profile:
-        lines += ["Per TDL profile (mean over SNR and delay spread; every codec trained on TDL A–E mixed):", "",
+        lines += ["Per TDL profile (mean over SNR and delay spread; every codec but (b′) trained on TDL A–E mixed):",
+                  "",
                   markdown_table(by_profile, "profile"), ""]
     lines += ["What it shows: how far a codec trained at one condition falls behind, at each test SNR, the codec",
               "trained across conditions, the oracle of that SNR and CALA — over the frames, not the training channel.",
