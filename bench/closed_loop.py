@@ -263,6 +263,7 @@ def plot(report: dict, path: Path) -> None:
         ax.plot(xs, list(lat["oracle"]["per_snr_db"].values()), "k*", ms=10, label="oracle (c)")
     ax.axhline(report["chance_latent_psnr_db"], color="grey", ls=":", label="chance (latent mean)")
     ax.axhline(report["ceiling_latent_psnr_db"], color="grey", ls="--", label="ceiling (noiseless)")
+    ax.set_ylim(top=max(ax.get_ylim()[1], report["ceiling_latent_psnr_db"] + 0.5))
     ax.set(xlabel="nominal SNR (dB)", ylabel="latent PSNR (dB)",
            title="Latent PSNR over the real frame pipeline\n"
                  "(mean over delay spreads and TDL A/C/E, lost frames counted)")
