@@ -27,7 +27,11 @@ def test_tka_bench_smoke(tmp_path):
     methods = {r["method"] for r in saved["rows"]}
     assert methods == {"base", "mismatch", "oracle", "adjscc", "adjscc_frozen", "base_longer",
                        "cala_on_longer", "cala_softmax", "cala_sigmoid", "blind_base", "blind_cala"}
-    assert saved["parameters"]["cala_added"] > 0
+    from dekag.jscc import CalaConfig, CodecConfig, JsccCodec, apply_cala
+    codec = JsccCodec(CodecConfig.from_dict(saved["config"]["codec"]))
+    before = sum(p.numel() for p in codec.parameters())
+    apply_cala(codec, CalaConfig.from_dict(saved["config"]["cala"]))
+    assert saved["parameters"]["cala_added"] == sum(p.numel() for p in codec.parameters()) - before
     assert "STAND-IN" in saved["latent_source"]
     assert all(r["latent_psnr_db"] > 0 for r in saved["rows"])
 
