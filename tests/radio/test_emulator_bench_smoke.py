@@ -31,5 +31,5 @@ def test_estimator_grid_bench_smoke(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert len(rows) == 2 and len(report["rows"]) == 2 and out.with_suffix(".jsonl").read_text().count("\n") == 2
     for r in rows:
-        assert 0 <= r["detection_rate"] <= 1 and r["frames"] == 4
-        assert r["detection_rate"] == 0 or r["nmse_db"] is not None
+        assert r["detection_rate"] >= 0.75 and r["frames"] == 4      # 10 and 20 dB cells: at most one frame lost
+        assert r["nmse_db"] is not None
