@@ -243,9 +243,9 @@ class TestbedConfig(TomlConfig):
 
 def default_config() -> TestbedConfig:
     """The embedded default: three processes over ZeroMQ, TDL-C with impairments, a changing condition."""
-    impairments = Impairments(cfo=True, cfo_ppm=5.0, start_offset=True, start_offset_max_samples=500,
-                              sample_clock=True, sample_clock_ppm=5.0, dc_offset=True, iq_imbalance=True,
-                              phase_noise=True, quantization=True)
+    # CFO and sample-clock offset both follow from the two devices' crystals (Pluto-like ±5 ppm defaults)
+    impairments = Impairments(cfo=True, start_offset=True, start_offset_max_samples=500, sample_clock=True,
+                              dc_offset=True, iq_imbalance=True, phase_noise=True, quantization=True)
     return TestbedConfig(
         channel=ChannelSection(
             emulator=EmulatorConfig(profile="TDL-C", snr_db=10.0, delay_spread_s=100e-9, carrier_frequency_hz=2.4e9,
