@@ -1,9 +1,12 @@
-"""An independent judge of generated digits: a scikit-learn SVC on the world's real images, at the world's
-image size. It shares nothing with the world's models (not the feature network consistency is measured with),
-so "the edge draws a seven" is checked by a classifier alignment never optimised against.
+"""An independent judge of generated digits: a scikit-learn SVC on rendered digits the world never trained on.
 
->>> from dekag.miniature.data import load_digits_dataset
->>> judge = fit_judge(load_digits_dataset())
+It is fitted on renders with their own seed (``JUDGE_SEED``) of the world's fonts *and* of Computer Modern
+fonts the world never saw (:data:`~dekag.miniature.data.JUDGE_ONLY_FONTS`), and shares nothing with the world's
+models (not the feature network consistency is measured with), so "the edge draws a seven" is checked by a
+classifier alignment never optimised against. ``held_out_accuracy`` is its accuracy on the world's own
+training images, none of which it saw.
+
+>>> judge = fit_judge()
 >>> judge.held_out_accuracy > 0.95
 True
 """
@@ -14,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dekag.miniature.data import DigitsDataset
+from dekag.miniature import data as D
+
+JUDGE_SEED = 9_999
+"""Seed of the judge's renders (the world's dataset uses seed 0)."""
 
 
 def _flat(images: torch.Tensor) -> np.ndarray:
@@ -24,8 +30,8 @@ def _flat(images: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class Judge:
-    """``predict(images [B, 3, H, W] in [-1, 1]) → labels [B]``; ``held_out_accuracy`` on real images it did not
-    see; ``image_size`` (H = W) it was fitted at (other sizes are resized bilinearly)."""
+    """``predict(images [B, 3, H, W] in [-1, 1]) → labels [B]``; ``held_out_accuracy`` on the world's dataset
+    (images it did not see); ``image_size`` (H = W) it was fitted at (other sizes are resized bilinearly)."""
 
     svc: object
     image_size: int
@@ -45,11 +51,16 @@ class Judge:
         return {int(c): (int((pred[labels == c] == c).sum()), int((labels == c).sum())) for c in labels.unique()}
 
 
-def fit_judge(dataset: DigitsDataset, test_fraction: float = 0.2, seed: int = 0) -> Judge:
-    """An RBF SVC (``gamma="scale"``, C = 10) on a seeded split of ``dataset``; about a second."""
+def fit_judge(per_font_class: int = 20, seed: int = JUDGE_SEED) -> Judge:
+    """An RBF SVC (``gamma="scale"``, C = 10) on ``per_font_class`` renders per digit of every world and
+    judge-only font (seed ``seed``), scored on the world's dataset (:func:`~dekag.miniature.data.load_digits_dataset`);
+    a few seconds."""
     from sklearn.svm import SVC
 
-    train, test = dataset.split(test_fraction, seed)
+    if seed == 0:
+        raise ValueError("seed 0 renders the world's own dataset; the judge needs images the world never saw")
+    train = D.render_digits(D.WORLD_FONTS + D.JUDGE_ONLY_FONTS, per_font_class, seed)
+    test = D.load_digits_dataset()
     svc = SVC(C=10.0, gamma="scale").fit(_flat(train.images), train.labels.numpy())
     acc = float((svc.predict(_flat(test.images)) == test.labels.numpy()).mean())
-    return Judge(svc=svc, image_size=int(dataset.images.shape[-1]), held_out_accuracy=acc)
+    return Judge(svc=svc, image_size=D.IMAGE_SIZE, held_out_accuracy=acc)
