@@ -32,6 +32,7 @@ from dekag.makd.checkpoint import load_checkpoint, save_checkpoint
 from dekag.makd.config import MakdConfig
 from dekag.makd.glora import (
     LORA_FILE,
+    adapters_disabled,
     add_glora,
     glora_state_dict,
     load_glora,
@@ -89,8 +90,9 @@ def build_prior(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict
 
 # ---------------------------------------------------------------- training stages
 def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, prior: dict | None = None):
-    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × the
-    same loss on a batch of the prior set (DreamBooth's prior preservation)."""
+    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × a loss
+    on a batch of the prior set: DreamBooth's prior preservation (``prior_target = "noise"``) or the distance to
+    the unaligned edge's own prediction there (``"frozen_edge"``: the LoRA switched off, distillation)."""
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -98,14 +100,17 @@ def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, 
     latents = scg["edge_latents"].to(pipe.device, dtype)
     prompts = [cfg.train_templates[i].format(word) for i in scg["template_index"]]
 
-    def batch_loss(z: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    def batch_loss(z: torch.Tensor, texts: list[str], reference=None) -> torch.Tensor:
         idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
-        return noise_prediction_loss(pipe, z[idx], [texts[i] for i in idx.tolist()], ddpm, gen)
+        return noise_prediction_loss(pipe, z[idx], [texts[i] for i in idx.tolist()], ddpm, gen, reference)
 
     if prior is None:
         return lambda: batch_loss(latents, prompts)
     prior_latents = prior["latents"].to(pipe.device, dtype)
-    return lambda: batch_loss(latents, prompts) + cfg.prior_loss_weight * batch_loss(prior_latents, prior["prompts"])
+    net = denoiser.denoiser(pipe)
+    reference = (lambda: adapters_disabled(net)) if cfg.prior_target == "frozen_edge" else None
+    return lambda: batch_loss(latents, prompts) + cfg.prior_loss_weight * batch_loss(
+        prior_latents, prior["prompts"], reference)
 
 
 def _run_stage(name: str, run_dir: Path, cfg: MakdConfig, steps: int, trainer, get_state, set_state,
