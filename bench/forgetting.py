@@ -1,6 +1,7 @@
 """Alignment without forgetting, on the miniature world: per-class accuracy of the edge on plain prompts for
 every digit, judged by an independent classifier (:mod:`dekag.miniature.judge`, an SVC on real digits), for
 
+* ``cloud``: the teacher (the ceiling of what alignment can reach),
 * ``unaligned``: the edge as shipped in the world (no metaword, no G-LoRA),
 * ``no_prior``: MAKD without prior preservation,
 * ``prior``: the shipped recipe (``experiments/configs/makd_shipped.toml``): MAKD with prior preservation
@@ -86,7 +87,9 @@ def per_class(edges: dict, world, judge, cfg: MakdConfig, n: int) -> tuple[dict,
             prompts = [to_edge_prompt(p, cfg) for p in prompts]
         images = _images(pipe, world.vae, prompts, seeds, cfg.num_inference_steps, cfg.guidance_scale)
         counts = judge.per_class_accuracy(images, labels)
-        table[name] = {str(c): {"accuracy": k / m, "ci95": metrics.wilson_interval(k, m), "n": m}
+        typical = judge.typical(images)
+        table[name] = {str(c): {"accuracy": k / m, "ci95": metrics.wilson_interval(k, m), "n": m,
+                                "typical": typical[labels == c].float().mean().item()}
                        for c, (k, m) in counts.items()}
         subject[name] = images[labels == cfg.subject_class]
     return table, subject
@@ -121,6 +124,7 @@ def verdict(table: dict, subject_class: int, name: str) -> dict:
              if int(c) != subject_class}
     subject = table[name][str(subject_class)]["accuracy"]
     return {"max_drop": max(drops.values()), "worst_class": max(drops, key=drops.get), "subject_accuracy": subject,
+            "subject_typical": table[name][str(subject_class)]["typical"],
             "mean_other_accuracy": sum(table[name][c]["accuracy"] for c in drops) / len(drops),
             "target_met": max(drops.values()) <= TOLERANCE and subject >= SUBJECT_TARGET}
 
@@ -128,24 +132,26 @@ def verdict(table: dict, subject_class: int, name: str) -> dict:
 def tables(res: dict) -> str:
     names = list(res["per_class"])
     lines = [f"**Per-class accuracy (independent SVC, {res['n_per_class']} seeds per class, plain prompts; the "
-             f"subject with the metaword on aligned edges)**", "",
+             f"subject with the metaword on aligned edges; in brackets the 95 % interval, in parentheses the "
+             f"fraction that looks like a printed digit at all, Judge.typical)**", "",
              "| class | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for c in range(10):
         cells = []
         for name in names:
             r = res["per_class"][name][str(c)]
-            cells.append(f"{r['accuracy']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+            cells.append(f"{r['accuracy']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] ({r['typical']:.2f})")
         mark = " (subject)" if c == res["subject_class"] else ""
         lines.append(f"| {c} {D.CLASS_WORDS[c]}{mark} | " + " | ".join(cells) + " |")
     for name, v in res["verdicts"].items():
-        lines.append(f"\n{name}: subject {v['subject_accuracy']:.2f}, mean other {v['mean_other_accuracy']:.2f}, "
+        lines.append(f"\n{name}: subject {v['subject_accuracy']:.2f} (typical {v['subject_typical']:.2f}), "
+                     f"mean other {v['mean_other_accuracy']:.2f}, "
                      f"largest drop vs unaligned {v['max_drop']:+.2f} (class {v['worst_class']}), "
                      f"target {'met' if v['target_met'] else 'NOT met'}")
     c = res["consistency"]
     keys = ["feature_cosine", "centred_cosine", "label_agreement", "judge_agreement"]
     lines += ["", "**Subject consistency with the cloud (same prompt, same seed)**, beside chance and ceiling", "",
               "| | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
-    for name in ["chance", *names, "ceiling"]:
+    for name in ["chance", *(n for n in names if n in c), "ceiling"]:
         row = c[name]
         cells = [f"{row[k]:.3f}" for k in keys]
         if "label_agreement_ci95" in row:
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     n = 2 if args.smoke else args.per_class
     world = load_world()
     judge = fit_judge()
-    edges, stages = {"unaligned": (world.fresh_edge(), False)}, {}
+    edges, stages = {"cloud": (world.cloud, False), "unaligned": (world.fresh_edge(), False)}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.run_dir or Path(tmp)
         for name, c in cfgs.items():
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "Modern fonts (dekag.miniature.judge); accuracy on the world's dataset",
                      "held_out_accuracy": judge.held_out_accuracy},
            "per_class": table, "verdicts": {k: verdict(table, cfg.subject_class, k) for k in cfgs},
-           "consistency": consistency_table(subject, world, judge, cfg, n),
+           "consistency": consistency_table({k: v for k, v in subject.items() if k != "cloud"}, world, judge, cfg, n),
            "makd_stages": stages, "smoke": args.smoke, "provenance": provenance()}
     out = args.out or ROOT / "bench" / "results" / f"forgetting{'_smoke' if args.smoke else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
