@@ -198,3 +198,5 @@ def test_frozen_edge_prior_target_is_the_unaligned_edges_own_prediction(world):
     assert moved.item() > 0 and moved.requires_grad and all(p.requires_grad for p in params)
     with pytest.raises(ConfigError, match="prior_target"):
         MakdConfig(prior_target="replay")
+    with pytest.raises(ConfigError, match="cond_dropout"):
+        MakdConfig(cond_dropout=1.0)
