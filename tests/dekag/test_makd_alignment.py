@@ -122,7 +122,7 @@ def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
         assert set(row) >= {"heldout", "scg_seeds", "heldout_seeds_heldout_prompts"}
         h = row["heldout"]
         lo, hi = h["label_agreement_ci95"]
-        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.3   # 10 images: a wide interval, honestly
+        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.25  # 10 images: ≥ 0.28 wide even at 0 or 10 of 10
         assert h["n_images"] == 2 * (len(cfg.train_templates) + len(cfg.held_out_templates))
     chance, ceiling = res["baselines"]["chance"], res["baselines"]["ceiling"]
     assert chance["centred_cosine"] + 0.3 < ceiling["centred_cosine"]     # centring separates the classes
