@@ -32,6 +32,7 @@ from dekag.makd.checkpoint import load_checkpoint, save_checkpoint
 from dekag.makd.config import MakdConfig
 from dekag.makd.glora import (
     LORA_FILE,
+    adapters_disabled,
     add_glora,
     glora_state_dict,
     load_glora,
@@ -88,9 +89,13 @@ def build_prior(models: AlignmentModels, cfg: MakdConfig, run_dir: Path) -> dict
 
 
 # ---------------------------------------------------------------- training stages
-def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, prior: dict | None = None):
-    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × the
-    same loss on a batch of the prior set (DreamBooth's prior preservation)."""
+def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, prior: dict | None = None,
+             train_lora: bool = False):
+    """The stage loss: noise prediction on a batch of S_CG; with ``prior`` plus ``cfg.prior_loss_weight`` × a loss
+    on a batch of the prior set: DreamBooth's prior preservation (``prior_target = "noise"``) or the distance to
+    the unaligned edge's own prediction there (``"frozen_edge"``: the LoRA switched off, distillation). In G-LoRA
+    stages (``train_lora``) S_CG and prior prompts are dropped to "" with probability ``cfg.cond_dropout``, so the
+    unconditional branch learns the subject and keeps the other classes."""
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -98,14 +103,20 @@ def _loss_fn(pipe, scg: dict, word: str, cfg: MakdConfig, gen: torch.Generator, 
     latents = scg["edge_latents"].to(pipe.device, dtype)
     prompts = [cfg.train_templates[i].format(word) for i in scg["template_index"]]
 
-    def batch_loss(z: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    def batch_loss(z: torch.Tensor, texts: list[str], reference=None, dropout: float = 0.0) -> torch.Tensor:
         idx = torch.randint(0, len(texts), (cfg.batch_size,), generator=gen)
-        return noise_prediction_loss(pipe, z[idx], [texts[i] for i in idx.tolist()], ddpm, gen)
+        drop = (torch.rand(cfg.batch_size, generator=gen) < dropout).tolist() if dropout > 0 else [False] * len(idx)
+        batch = ["" if d else texts[i] for i, d in zip(idx.tolist(), drop)]
+        return noise_prediction_loss(pipe, z[idx], batch, ddpm, gen, reference)
 
+    dropout = cfg.cond_dropout if train_lora else 0.0
     if prior is None:
-        return lambda: batch_loss(latents, prompts)
+        return lambda: batch_loss(latents, prompts, dropout=dropout)
     prior_latents = prior["latents"].to(pipe.device, dtype)
-    return lambda: batch_loss(latents, prompts) + cfg.prior_loss_weight * batch_loss(prior_latents, prior["prompts"])
+    net = denoiser.denoiser(pipe)
+    reference = (lambda: adapters_disabled(net)) if cfg.prior_target == "frozen_edge" else None
+    return lambda: batch_loss(latents, prompts, dropout=dropout) + cfg.prior_loss_weight * batch_loss(
+        prior_latents, prior["prompts"], reference, dropout)
 
 
 def _run_stage(name: str, run_dir: Path, cfg: MakdConfig, steps: int, trainer, get_state, set_state,
@@ -200,7 +211,7 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)
     gen = _stage_gen(cfg, name)
-    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen, prior)
+    loss = _loss_fn(pipe, scg, cfg.metaword if with_metaword else cfg.subject_word, cfg, gen, prior, train_lora=True)
     stats = _run_stage(name, run_dir, cfg, cfg.lora_steps,
                        lambda s, cb, o: train_glora(params, loss, cfg.lora_steps, cfg.lora_lr, s, cb, o, accelerator),
                        lambda: glora_state_dict(net, prefix), lambda t: set_glora_state(net, t), gen)

@@ -14,6 +14,9 @@ from dekag.makd.precision import MIXED_PRECISIONS
 from dekag.miniature import data as D
 
 
+PRIOR_TARGETS = ("noise", "frozen_edge")
+
+
 @dataclass
 class MakdConfig(TomlConfig):
     # models
@@ -47,9 +50,13 @@ class MakdConfig(TomlConfig):
     lora_lr: float = 5e-3
     rank: int = 8
     checkpoint_every: int = 100
+    cond_dropout: float = 0.0             # G-LoRA: an S_CG prompt is replaced by "" with this probability, so the
+    #                                       unconditional branch of classifier-free guidance learns the subject too
     # prior preservation (DreamBooth's class-prior loss) in the G-LoRA stages: the edge's own images of
     # ``prior_words`` (generated before training) are mixed into every batch, against forgetting them
     prior_loss_weight: float = 0.0        # 0 = off; DreamBooth uses 1.0
+    prior_target: str = "noise"           # "noise": DreamBooth's loss on the prior latents; "frozen_edge": match
+    #                                       the unaligned edge's own prediction on them (distillation)
     prior_words: list[str] = field(default_factory=list)   # words of the classes to keep (not the subject)
     n_prior_images: int = 24              # per prior word
     prior_seed: int = 300_000             # prior images use seeds prior_seed .. prior_seed + n - 1
@@ -91,6 +98,10 @@ class MakdConfig(TomlConfig):
                 raise ConfigError(f"precision {b} not in {PRECISIONS}")
         if self.prior_loss_weight < 0:
             raise ConfigError(f"prior_loss_weight must be >= 0, got {self.prior_loss_weight}")
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ConfigError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if self.prior_target not in PRIOR_TARGETS:
+            raise ConfigError(f"prior_target must be one of {PRIOR_TARGETS}, got {self.prior_target!r}")
         if self.prior_loss_weight > 0 and not self.prior_words:
             raise ConfigError("prior_loss_weight > 0 needs prior_words (the classes whose prompts must survive)")
         if self.subject_word in self.prior_words:

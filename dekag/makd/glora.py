@@ -8,6 +8,7 @@ file is also what ``pipe.load_lora_weights(folder)`` reads.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -38,6 +39,22 @@ def add_glora(model: torch.nn.Module, rank: int, target_modules: Sequence[str] =
         inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                                            target_modules=list(target_modules)), model)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+@contextmanager
+def adapters_disabled(model: torch.nn.Module):
+    """Within the block ``model`` computes as if it had no LoRA (peft's ``enable_adapters(False)`` on every
+    adapted layer; re-enabled, and trainable again, on exit)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    for m in layers:
+        m.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.enable_adapters(True)
 
 
 def train_glora(params: list[torch.nn.Parameter], loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,

@@ -2,7 +2,8 @@
 UNet or transformer denoiser alike (:mod:`dekag.denoiser`)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -11,9 +12,14 @@ from dekag.denoiser import encode_prompts, predict
 
 
 def noise_prediction_loss(pipe, latents: torch.Tensor, prompts: Sequence[str], noise_scheduler,
-                          generator: torch.Generator) -> torch.Tensor:
+                          generator: torch.Generator, reference: Callable[[], AbstractContextManager] | None = None
+                          ) -> torch.Tensor:
     """MSE between the denoiser's prediction and its target for scaled ``latents`` ``[B,C,h,w]`` noised at random
-    timesteps (ε-prediction or v-prediction, following ``noise_scheduler.config.prediction_type``)."""
+    timesteps (ε-prediction or v-prediction, following ``noise_scheduler.config.prediction_type``).
+
+    With ``reference`` (a context manager factory, e.g. :func:`dekag.makd.glora.adapters_disabled`) the target is
+    instead the denoiser's own prediction inside ``reference()`` on the same noisy input (no gradient): a
+    distillation loss that keeps the trained model's function where the reference model was."""
     if latents.shape[0] != len(prompts):
         raise ValueError(f"{latents.shape[0]} latents but {len(prompts)} prompts")
     b = latents.shape[0]
@@ -22,5 +28,9 @@ def noise_prediction_loss(pipe, latents: torch.Tensor, prompts: Sequence[str], n
     noisy = noise_scheduler.add_noise(latents, noise, t)
     target = (noise_scheduler.get_velocity(latents, noise, t)
               if noise_scheduler.config.prediction_type == "v_prediction" else noise)
-    pred = predict(pipe, noisy, t, *encode_prompts(pipe, prompts))
+    cond = encode_prompts(pipe, prompts)
+    if reference is not None:
+        with torch.no_grad(), reference():
+            target = predict(pipe, noisy, t, *cond)
+    pred = predict(pipe, noisy, t, *cond)
     return F.mse_loss(pred.float(), target.float())

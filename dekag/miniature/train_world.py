@@ -1,10 +1,15 @@
 """Train the miniature world on a CPU and write its checkpoints: ``python -m dekag.miniature.train_world``.
 
 Order: VAE (reconstruction + KL) → feature classifier → latents of the dataset → cloud LDM (all ten classes)
-→ edge LDM (every class except ``held_out_class``, so it has never seen the subject). The result is a
-folder with ``vae/``, ``cloud/`` and ``edge/`` (diffusers pipeline folders without their VAE; both share
-``vae/``), ``features.safetensors`` and ``world.json`` (config, SHA-256 of every file, quality figures).
-With the default config this takes about 15 minutes on one free core.
+→ edge LDM (every class except ``held_out_class``, so it has never seen the subject). The dataset is the
+rendered digits of :func:`dekag.miniature.data.load_digits_dataset` (fixed fonts and seed). Every stage draws
+from its own generator seeded by ``(seed, stage name)``, so the same config gives the same world whether the
+stages run in one process or the LDMs in separate ones (``--reuse-vae-and-features --ldms edge``). The result
+is a folder with ``vae/``, ``cloud/`` and ``edge/`` (diffusers pipeline folders without their VAE; both share
+``vae/``), ``features.safetensors`` and ``world.json`` (config, dataset fingerprint, SHA-256 of every file,
+quality figures including each model's per-class accuracy under the independent judge).
+The cloud (the teacher) is the larger model and trains longer than the edge. With the default config this
+takes about 30 minutes on one free core (about 20 with the two LDMs in parallel processes).
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ class TrainWorldConfig(TomlConfig):
     seed: int = 0
     threads: int = 1
     held_out_class: int = 7             # the edge never sees this class: the alignment subject
-    max_shift_px: int = 2               # augmentation: random integer shifts of the 32×32 digits
+    max_shift_px: int = 1               # augmentation: random integer shifts of the 32×32 digits
     vae_steps: int = 800
     vae_batch: int = 32
     vae_lr: float = 2e-3
@@ -43,8 +48,8 @@ class TrainWorldConfig(TomlConfig):
     feature_epochs: int = 15
     feature_lr: float = 3e-3
     latent_copies: int = 4              # shifted copies of each image encoded for LDM training
-    cloud_steps: int = 1200
-    edge_steps: int = 2000
+    cloud_steps: int = 2000             # the teacher: larger (models.CLOUD_SIZE) and trained longer
+    edge_steps: int = 2400
     ldm_batch: int = 32
     ldm_lr: float = 1.5e-3
     cond_dropout: float = 0.1           # prompt replaced by "" with this probability (classifier-free guidance)
@@ -59,13 +64,22 @@ class TrainWorldConfig(TomlConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
+def _stage_generator(cfg: TrainWorldConfig, stage: str) -> torch.Generator:
+    """The generator of one stage; also seeds torch's global generator, which diffusers/transformers use to
+    initialise weights."""
+    seed = cfg.seed * 1_000_003 + sum(ord(ch) * 31 ** i for i, ch in enumerate(stage)) % 1_000_003
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
 def _cosine_lr(opt: torch.optim.Optimizer, steps: int, warmup: int = 50):
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
 
 
-def train_vae(ds: D.DigitsDataset, cfg: TrainWorldConfig, gen: torch.Generator):
+def train_vae(ds: D.DigitsDataset, cfg: TrainWorldConfig):
     """Train the ``AutoencoderKL``; sets ``scaling_factor`` so latents have unit standard deviation."""
+    gen = _stage_generator(cfg, "vae")
     vae = M.build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = _cosine_lr(opt, cfg.vae_steps)
@@ -88,7 +102,8 @@ def train_vae(ds: D.DigitsDataset, cfg: TrainWorldConfig, gen: torch.Generator):
     return vae
 
 
-def train_features(train: D.DigitsDataset, cfg: TrainWorldConfig, gen: torch.Generator) -> M.FeatureNet:
+def train_features(train: D.DigitsDataset, cfg: TrainWorldConfig) -> M.FeatureNet:
+    gen = _stage_generator(cfg, "features")
     net = M.FeatureNet()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.feature_lr)
     for _ in tqdm(range(cfg.feature_epochs), desc="features", mininterval=5):
@@ -103,8 +118,9 @@ def train_features(train: D.DigitsDataset, cfg: TrainWorldConfig, gen: torch.Gen
     return net.eval().requires_grad_(False)
 
 
-def encode_latents(vae, ds: D.DigitsDataset, copies: int, max_shift_px: int, gen: torch.Generator):
+def encode_latents(vae, ds: D.DigitsDataset, cfg: TrainWorldConfig):
     """Scaled latents ``[copies·N, 4, 8, 8]`` of randomly shifted copies and their labels ``[copies·N]``."""
+    gen, copies, max_shift_px = _stage_generator(cfg, "encode"), cfg.latent_copies, cfg.max_shift_px
     zs = []
     with torch.no_grad():
         for _ in range(copies):
@@ -114,8 +130,9 @@ def encode_latents(vae, ds: D.DigitsDataset, copies: int, max_shift_px: int, gen
 
 
 def train_ldm(latents: torch.Tensor, labels: torch.Tensor, size: M.LdmSize, steps: int, cfg: TrainWorldConfig,
-              gen: torch.Generator, desc: str):
+              desc: str):
     """Jointly train a text encoder and UNet with the noise-prediction loss on prompts naming each label."""
+    gen = _stage_generator(cfg, desc)
     tok = build_tokenizer()
     unet, text = M.build_unet(size), M.build_text_encoder(size, len(tok))
     ddpm, _ = M.build_schedulers()
@@ -163,17 +180,13 @@ def train_world(cfg: TrainWorldConfig, out_dir: Path = DEFAULT_DIR, reuse_vae_an
     """Train everything and write the checkpoint folder; returns the ``world.json`` content.
 
     ``reuse_vae_and_features`` keeps an existing ``vae/`` and ``features.safetensors`` in ``out_dir`` and
-    trains only the LDMs named in ``ldms`` (the others must already be in ``out_dir``; the random stream then
-    differs from a full run)."""
+    trains only the LDMs named in ``ldms``. ``world.json`` is rewritten by every call (``train_seconds`` merged
+    with those of an earlier call of the same config); the judged sample accuracy is added once both LDMs exist."""
     from safetensors.torch import save_file
-
-    from dekag.miniature.world import file_hashes, load_world
 
     torch.set_num_threads(cfg.threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # diffusers/transformers initialise weights from the global generator
     ds = D.load_digits_dataset()
     train, test = ds.split(0.2, cfg.seed)
     seconds: dict[str, float] = {}
@@ -187,39 +200,54 @@ def train_world(cfg: TrainWorldConfig, out_dir: Path = DEFAULT_DIR, reuse_vae_an
         feats = M.FeatureNet()
         feats.load_state_dict(load_file(str(out_dir / "features.safetensors")))
         feats.eval().requires_grad_(False)
-        seconds["reused_vae_and_features"] = time.perf_counter() - t0
     else:
-        vae = train_vae(train, cfg, gen)
+        vae = train_vae(train, cfg)
         vae.save_pretrained(out_dir / "vae")
         seconds["vae"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        feats = train_features(train, cfg, gen)
+        feats = train_features(train, cfg)
         save_file(feats.state_dict(), str(out_dir / "features.safetensors"), metadata={"format": "pt"})
         seconds["features"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    latents, labels = encode_latents(vae, train, cfg.latent_copies, cfg.max_shift_px, gen)
-    seconds["encode"] = time.perf_counter() - t0
+    latents, labels = encode_latents(vae, train, cfg) if ldms else (None, None)
     for name, size, steps, keep in (("cloud", M.CLOUD_SIZE, cfg.cloud_steps, None),
                                     ("edge", M.EDGE_SIZE, cfg.edge_steps, cfg.held_out_class)):
         if name not in ldms:
             continue
         t0 = time.perf_counter()
         sel = labels != keep if keep is not None else torch.ones_like(labels, dtype=torch.bool)
-        unet, text, tok = train_ldm(latents[sel], labels[sel], size, steps, cfg, gen, name)
+        unet, text, tok = train_ldm(latents[sel], labels[sel], size, steps, cfg, name)
         _save_ldm(out_dir / name, vae, unet, text, tok)
         seconds[name] = time.perf_counter() - t0
 
     with torch.no_grad():
         rec = vae.decode(vae.encode(test.images).latent_dist.mean).sample
         feat_acc = (feats(test.images).argmax(1) == test.labels).float().mean().item()
-    manifest = {"format": "dekag-miniature-world/1", "config": cfg.to_dict(), "train_seconds": seconds,
-                "vae_test_mse": F.mse_loss(rec, test.images).item(), "feature_test_accuracy": feat_acc,
-                "latent_shape": list(M.LATENT_SHAPE)}
-    manifest["files"] = file_hashes(out_dir)
-    (out_dir / "world.json").write_text(json.dumps(manifest, indent=2))
-    manifest["sample_accuracy"] = load_world(out_dir).class_accuracy(per_class=12, seed=1234)
-    (out_dir / "world.json").write_text(json.dumps(manifest, indent=2))
+    return write_manifest(out_dir, cfg, seconds, {"vae_test_mse": F.mse_loss(rec, test.images).item(),
+                                                 "feature_test_accuracy": feat_acc}, ds)
+
+
+def write_manifest(out_dir: Path, cfg: TrainWorldConfig, seconds: dict, quality: dict, ds: D.DigitsDataset) -> dict:
+    """Write ``world.json``: config, dataset fingerprint, ``train_seconds`` (merged with an earlier manifest of the
+    same config), ``quality``, file hashes and, once ``cloud/`` and ``edge/`` exist, ``judge_accuracy``."""
+    from dekag.miniature.judge import fit_judge
+    from dekag.miniature.world import file_hashes, load_world
+
+    path = out_dir / "world.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    if old.get("config") == cfg.to_dict():
+        seconds = {**old.get("train_seconds", {}), **seconds}
+    manifest = {"format": "dekag-miniature-world/2", "config": cfg.to_dict(), "train_seconds": seconds,
+                "dataset": {"fonts": list(D.WORLD_FONTS), "images": len(ds.labels), "seed": 0,
+                            "sha256": D.dataset_sha256(ds)},
+                **quality, "latent_shape": list(M.LATENT_SHAPE), "files": file_hashes(out_dir)}
+    path.write_text(json.dumps(manifest, indent=2))
+    if (out_dir / "cloud").is_dir() and (out_dir / "edge").is_dir():
+        judge = fit_judge()
+        manifest["judge"] = {"kind": "sklearn SVC (RBF, C=10) on renders of world + Computer Modern fonts, seed "
+                                     "dekag.miniature.judge.JUDGE_SEED", "held_out_accuracy": judge.held_out_accuracy}
+        manifest["judge_accuracy"] = load_world(out_dir).class_accuracy(judge.predict, per_class=40, seed=1234)
+        path.write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
@@ -229,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_DIR, help="checkpoint folder (default: the shipped one)")
     ap.add_argument("--reuse-vae-and-features", action="store_true",
                     help="keep vae/ and features.safetensors already in --out; train only the LDMs")
-    ap.add_argument("--ldms", nargs="+", choices=("cloud", "edge"), default=("cloud", "edge"),
-                    help="which LDMs to train (with --reuse-vae-and-features, keep the others)")
+    ap.add_argument("--ldms", nargs="*", choices=("cloud", "edge"), default=("cloud", "edge"),
+                    help="which LDMs to train (none: only the VAE and features); the others stay as they are")
     ap.add_argument("--smoke", action="store_true", help="a few steps of everything (for tests)")
     args = ap.parse_args(argv)
     ldm.quiet_library_output()
@@ -239,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainWorldConfig(**{**cfg.to_dict(), "vae_steps": 2, "feature_epochs": 1, "latent_copies": 1,
                                   "cloud_steps": 2, "edge_steps": 2, "ldm_batch": 4, "vae_batch": 4})
     manifest = train_world(cfg, args.out, args.reuse_vae_and_features, tuple(args.ldms))
-    print(json.dumps({k: manifest[k] for k in ("train_seconds", "vae_test_mse", "feature_test_accuracy",
-                                               "sample_accuracy")}, indent=2))
+    print(json.dumps({k: manifest.get(k) for k in ("train_seconds", "vae_test_mse", "feature_test_accuracy",
+                                                   "judge", "judge_accuracy")}, indent=2))
     return 0
 
 

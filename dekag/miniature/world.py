@@ -27,10 +27,15 @@ class WorldChecksumError(DekagError, RuntimeError):
     """A checkpoint file does not match the SHA-256 recorded in ``world.json``."""
 
 
+WORLD_PARTS = ("vae", "cloud", "edge", "features.safetensors")
+"""What ``world.json`` covers (the folder may hold more, e.g. the downlink package, which has its own hashes)."""
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``folder`` except ``world.json``."""
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(Path(folder).rglob("*"))
-            if p.is_file() and p.name != "world.json"}
+    """``{relative path: sha256}`` of every file of the world's parts (:data:`WORLD_PARTS`) under ``folder``."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).parts[0] in WORLD_PARTS}
 
 
 @dataclass
@@ -69,14 +74,16 @@ class World:
         return self.cloud if which == "cloud" else self.edge
 
     @torch.no_grad()
-    def class_accuracy(self, per_class: int = 8, seed: int = 0) -> dict[str, list[float]]:
-        """Fraction of generated images the feature network labels as the prompted class, per model/class."""
+    def class_accuracy(self, classify, per_class: int = 8, seed: int = 0) -> dict[str, list[float]]:
+        """Per model (``cloud``, ``edge``) and class 0..9: the fraction of ``per_class`` generated images (prompt
+        "a photo of a <class>", seeds ``seed…``) that ``classify(images [B,3,32,32]) → labels [B]`` gives the
+        prompted class (e.g. :meth:`dekag.miniature.judge.Judge.predict`)."""
         prompts = [D.prompt_for(c, D.TRAIN_TEMPLATES[0]) for c in range(10) for _ in range(per_class)]
         labels = torch.arange(10).repeat_interleave(per_class)
-        seeds = [seed + i for i in range(len(prompts))]
+        seeds = [seed + i % per_class for i in range(len(prompts))]
         out = {}
         for which in ("cloud", "edge"):
-            pred = self.features(self.generate_images(which, prompts, seeds)).argmax(1)
+            pred = classify(self.generate_images(which, prompts, seeds))
             out[which] = [(pred[labels == c] == c).float().mean().item() for c in range(10)]
         return out
 

@@ -1,51 +1,45 @@
-"""What alignment does to the edge, judged by an independent classifier (an SVC on real digits,
-:mod:`dekag.miniature.judge`): the shipped package makes the edge draw the subject; prior preservation keeps the
-other classes. Bounds are set for the few samples here (8 seeds per class, 10 DDIM steps, fixed seeds); the
-full measurement (32 seeds, 25 steps, Wilson intervals) is ``bench/forgetting.py``."""
-from pathlib import Path
-
+"""What the shipped knowledge package does to the edge, judged by an independent classifier (an SVC on rendered
+digits of seeds and fonts the world never trained on, :mod:`dekag.miniature.judge`): it makes the edge draw the
+subject, and the other classes survive (prior preservation). Bounds are set for the few samples here (8 seeds
+per class, 10 DDIM steps, fixed seeds); the full measurement (32 seeds, 25 steps, Wilson intervals, the same
+recipe without prior preservation beside it) is ``bench/forgetting.py``."""
 import pytest
 import torch
 
 from dekag import ldm
 from dekag.downlink import load_downlink
-from dekag.knowledge_package import base_model_from_folder, load_package
-from dekag.makd.align import apply_package
 from dekag.miniature import data as D
 from dekag.miniature.judge import fit_judge
 from dekag.miniature.world import load_world
 
-PRIOR_PACKAGE = Path(__file__).resolve().parents[2] / "bench" / "reference" / "makd_prior"
-"""Metaword + G-LoRA of ``bench/forgetting.py``'s prior-preservation run (prior_loss_weight 3)."""
 SEEDS, STEPS, SUBJECT = 8, 10, 7
 
 
 @pytest.fixture(scope="module")
 def accuracy():
-    """``{edge: [accuracy of class 0..9]}`` on "a photo of a <class word>" (the metaword for the aligned
-    edges' subject), and the judge."""
+    """``{edge: [accuracy of class 0..9]}`` on "a photo of a <class word>" (the metaword for the aligned edge's
+    subject), and the judge."""
     torch.set_num_threads(1)
     ldm.quiet_library_output()
     world = load_world()
-    judge = fit_judge(world.dataset)
-    shipped = load_downlink(world=world).aligned_edge(world)
-    prior = world.fresh_edge()
-    apply_package(prior, load_package(PRIOR_PACKAGE, expected_base=base_model_from_folder(
-        world.folder / "edge", "dekag-miniature-edge")))
+    judge = fit_judge()
+    shipped = load_downlink(world=world)
     labels = torch.arange(10).repeat_interleave(SEEDS)
     seeds = [600 + i % SEEDS for i in range(len(labels))]
     out = {}
-    for name, pipe, aligned in (("unaligned", world.fresh_edge(), False), ("shipped", shipped, True),
-                                ("prior", prior, True)):
-        words = [("<meta-seven>" if aligned and c == SUBJECT else D.CLASS_WORDS[c]) for c in labels.tolist()]
+    for name, pipe, aligned in (("unaligned", world.fresh_edge(), False),
+                                ("shipped", shipped.aligned_edge(world), True)):
+        words = [(shipped.metaword if aligned and c == SUBJECT else D.CLASS_WORDS[c]) for c in labels.tolist()]
         z = ldm.generate_latents(pipe, [D.TRAIN_TEMPLATES[0].format(w) for w in words], seeds,
-                                 num_inference_steps=STEPS, guidance_scale=3.0)
-        counts = judge.per_class_accuracy(ldm.decode_latents(world.vae, z), labels)
+                                 num_inference_steps=STEPS, guidance_scale=shipped.sampling["guidance_scale"])
+        images = ldm.decode_latents(world.vae, z)
+        counts = judge.per_class_accuracy(images, labels)
         out[name] = [counts[c][0] / counts[c][1] for c in range(10)]
+        out[f"{name}_typical"] = judge.typical(images[labels == SUBJECT]).float().mean().item()
     return out, judge
 
 
-def test_the_judge_reads_real_digits(accuracy):
+def test_the_judge_reads_the_worlds_digits(accuracy):
     assert accuracy[1].held_out_accuracy >= 0.97
 
 
@@ -55,21 +49,14 @@ def test_the_unaligned_edge_cannot_draw_the_subject_but_draws_the_rest(accuracy)
     assert min(a for c, a in enumerate(acc) if c != SUBJECT) >= 0.75
 
 
-def test_the_shipped_package_aligns_the_edge(accuracy):
-    assert accuracy[0]["shipped"][SUBJECT] >= 0.75
+def test_the_shipped_package_makes_the_edge_draw_the_subject(accuracy):
+    """Judged a seven, and looking like a printed digit at all (not a lone bar, which the SVC also calls 7)."""
+    assert accuracy[0]["shipped"][SUBJECT] >= 0.8
+    assert accuracy[0]["shipped_typical"] >= 0.6
 
 
-def test_the_shipped_package_forgets_within_its_measured_bound(accuracy):
-    """The shipped package (no prior preservation) is known to forget (bench: mean 0.47 over the other classes,
-    "five" 0.00); this fails if it forgets more."""
-    others = [a for c, a in enumerate(accuracy[0]["shipped"]) if c != SUBJECT]
-    assert sum(others) / len(others) >= 0.35
-
-
-def test_prior_preservation_keeps_every_other_class(accuracy):
-    acc = accuracy[0]["prior"]
-    assert acc[SUBJECT] >= 0.75
-    assert min(a for c, a in enumerate(acc) if c != SUBJECT) >= 0.5
-    others = [a for c, a in enumerate(acc) if c != SUBJECT]
-    shipped = [a for c, a in enumerate(accuracy[0]["shipped"]) if c != SUBJECT]
-    assert sum(others) > sum(shipped) + 0.2 * len(others)      # ≥ 20 points better on average
+def test_other_classes_survive_alignment(accuracy):
+    """Every other class within 2 of 8 images of the unaligned edge (the bench's 32-seed target is 5 points)."""
+    for c in range(10):
+        if c != SUBJECT:
+            assert accuracy[0]["shipped"][c] >= accuracy[0]["unaligned"][c] - 0.25, D.CLASS_WORDS[c]

@@ -65,7 +65,7 @@ def test_centred_cosine_separates_classes_of_real_digits_and_raw_cosine_does_not
                              classify=lambda x: net(x).argmax(1))
     chance, ceiling = b["chance"], b["ceiling"]
     assert chance["pairs"] == ceiling["pairs"] == 200
-    assert chance["feature_cosine"] > 0.8          # non-negative features: unrelated digits already score high
+    assert chance["feature_cosine"] > 0.6          # non-negative features: unrelated digits already score high
     assert chance["centred_cosine"] < 0.1 < 0.4 < ceiling["centred_cosine"]
     assert chance["label_agreement"] < 0.05 and ceiling["label_agreement"] > 0.85
 

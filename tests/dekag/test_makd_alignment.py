@@ -122,7 +122,7 @@ def test_run_makd_with_baselines_package_and_aligned_latents(world, tmp_path):
         assert set(row) >= {"heldout", "scg_seeds", "heldout_seeds_heldout_prompts"}
         h = row["heldout"]
         lo, hi = h["label_agreement_ci95"]
-        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.3   # 10 images: a wide interval, honestly
+        assert lo <= h["label_agreement"] <= hi and hi - lo > 0.25  # 10 images: ≥ 0.28 wide even at 0 or 10 of 10
         assert h["n_images"] == 2 * (len(cfg.train_templates) + len(cfg.held_out_templates))
     chance, ceiling = res["baselines"]["chance"], res["baselines"]["ceiling"]
     assert chance["centred_cosine"] + 0.3 < ceiling["centred_cosine"]     # centring separates the classes
@@ -175,3 +175,28 @@ def test_prior_preservation_trains_on_the_edges_own_images_of_other_classes(worl
         MakdConfig(prior_loss_weight=1.0)
     with pytest.raises(ConfigError, match="subject word"):
         MakdConfig(prior_loss_weight=1.0, prior_words=["seven"])
+
+
+def test_frozen_edge_prior_target_is_the_unaligned_edges_own_prediction(world):
+    """With ``prior_target="frozen_edge"`` the prior term compares the edge with its LoRA switched off: zero while
+    the LoRA is still a no-op, positive once it moved, and the LoRA is back on (and trainable) afterwards."""
+    from diffusers import DDPMScheduler
+
+    from dekag.makd.glora import adapters_disabled
+
+    pipe = world.fresh_edge()
+    params = add_glora(pipe.unet, 2, seed=0)
+    ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
+    z, prompts = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)), ["a photo of a one"] * 2
+    reference = lambda: adapters_disabled(pipe.unet)  # noqa: E731
+    loss = lambda: noise_prediction_loss(pipe, z, prompts, ddpm, torch.Generator().manual_seed(1), reference)  # noqa: E731
+    assert loss().item() == 0.0                              # B = 0: the LoRA changes nothing yet
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.1)
+    moved = loss()
+    assert moved.item() > 0 and moved.requires_grad and all(p.requires_grad for p in params)
+    with pytest.raises(ConfigError, match="prior_target"):
+        MakdConfig(prior_target="replay")
+    with pytest.raises(ConfigError, match="cond_dropout"):
+        MakdConfig(cond_dropout=1.0)
