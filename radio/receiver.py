@@ -29,6 +29,7 @@ from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
 _PILOT_CHECK_SYMBOLS = 4  # payload symbols whose pilots are checked before waiting for a long payload
+_HEADER_PILOT_ALPHA = 1e-3  # a noise candidate passes the header-pilot gate this often (-5 dB frame fails ~0.3 %)
 _PILOT_FAIL_PROB_MIN = 0.01  # a payload symbol of the frame fails the pilot check at least this often (model floor)
 _PILOT_SPREAD_MARGIN = 1.5  # the header's 8 agreements understate the spread: widened by this
 _PILOT_FAIL_ALPHA = 1e-3  # a frame is refused when its count of failing symbols is this unlikely
@@ -148,6 +149,9 @@ class Receiver:
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
+        # Σ_s |z_s|² / (N0 Σ_p |H_p|²) of the header's per-symbol pilot sums z_s is Gamma(nh, 1) on noise
+        self._pilot_gate = float(scipy.stats.gamma.isf(_HEADER_PILOT_ALPHA, nh))
+        self._step_grid = 2 * np.pi * np.fft.fftfreq(64 * nh)  # header phase slopes searched (rad / symbol)
         # known header symbols (nh, U), conjugated, with the filler on every data RE; a decoded
         # header's BPSK values go to the flat positions of its coded bits (HeaderCoder.encode's map)
         hc = self.layout.header
@@ -259,8 +263,7 @@ class Receiver:
                 return None, 0
             raise _Wait
         win = buf[c0:c0 + n] * np.exp(-2j * np.pi * cfo_frac / n * (self._win_t + (c0 - p)))
-        shift, tap = self._integer_cfo(scipy.fft.fft(win))
-        cfo = cfo_frac + shift
+        tap = self._integer_cfo(scipy.fft.fft(win))[1]
         # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
         # followed by an identical N samples (the second copy; after the second comes the header)
         early = c0 + tap - n * (math.floor((c0 + tap - (p + n + gp)) / n) + 1)
@@ -271,6 +274,13 @@ class Receiver:
             raise _Wait
         lts1 = max((s for s in (early, early + n) if s >= 0), default=0,
                    key=lambda s: abs(np.vdot(buf[s:s + n], buf[s + n:s + 2 * n])))
+        # CFO again at that timing, independent of how well p was placed: fractional from the pair, integer
+        # from both copies summed (windows starting cp/2 into the guard: no ISI from paths up to Gp - cp/2)
+        s0 = max(lts1 - cp // 2, 0)
+        a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
+        cfo_frac = sync.fractional_cfo(complex(np.vdot(a, b)))
+        rot = np.exp(-2j * np.pi * cfo_frac / n * self._win_t)
+        cfo = cfo_frac + self._integer_cfo(scipy.fft.fft((a + b * cmath.exp(-2j * math.pi * cfo_frac)) * rot))[0]
         lo = lts1 - cp - 2 * d
         hi = lts1 + cp + 2 * d
         if lo < 0:
@@ -282,7 +292,7 @@ class Receiver:
                 return None, 0
             raise _Wait
         seg_lo = max(lo - cp, 0)
-        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
+        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, s0 - seg_lo)
         w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
                                                  hi - seg_lo, cp, self._mf_energy)
         if fraction < rxc.verify_threshold or self._buf_start + seg_lo + w < self._lts_floor:
@@ -369,8 +379,17 @@ class Receiver:
         # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
         # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
         z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
+        hp_energy = float(np.vdot(h[g.pilot_idx], h[g.pilot_idx]).real)
+        if float(np.vdot(z, z).real) < self._pilot_gate * diff_e / h_ls.size * hp_energy:
+            # the header's pilots are not there: noise (checked before the costly list decoder; N0 from the
+            # LTS difference alone, unbiased on noise, where the windowed estimate runs ~8 % low)
+            self.stats.candidates += 1
+            self.stats.rejected_candidates += 1
+            return None, 0
         t = np.arange(nh)
-        step = float(np.angle(np.vdot(z[:-1], z[1:]))) if nh > 1 else 0.0
+        # the slope: peak of the zero-padded periodogram of z (ML for a tone; at -5 dB the differential
+        # angle(Σ z[t+1]·conj(z[t])) left 6 of 150 headers undecoded, this 2)
+        step = float(self._step_grid[int(np.argmax(np.abs(scipy.fft.fft(z, self._step_grid.size))))])
         cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft, n0)

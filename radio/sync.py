@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 from radio.preamble import Preamble
 
@@ -103,8 +104,8 @@ class IntegerCfo:
     """Integer CFO and timing (modulo N) by channel-impulse-response energy: for each shift ``s`` the LTS
     spectrum shifted back by ``s`` and multiplied by the known LTS's conjugate is an LS channel; its inverse
     FFT (the CIR) puts the channel's energy into a CP-long window only for the right shift (a wrong one
-    spreads noise-like energy over all N taps). Coherent over every used subcarrier of both LTS copies, so it holds near −6 dB where a
-    differential SC → LTS metric picked wrong shifts (AWGN −5 dB: 4 of 40 frames).
+    spreads noise-like energy over all N taps). Coherent over every used subcarrier, so it holds near −6 dB
+    where a differential SC → LTS metric picked wrong shifts (AWGN −5 dB: 4 of 40 frames).
 
     The tables (searched FFT bins, reference) depend only on the numerology and are built once.
 
@@ -164,7 +165,7 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
     """
     n = template.size
     pair = samples[lo:hi + window + 1 + n] + samples[lo + n:hi + window + 1 + 2 * n]
-    taps = np.correlate(pair, template, mode="valid")  # Σ_m conj(t[m]) pair[d + m]
+    taps = scipy.signal.correlate(pair, template, mode="valid")  # Σ_m conj(t[m]) pair[d + m]; FFT when long
     power = taps.real ** 2 + taps.imag ** 2
     energy = _window_sums(power, window + 1)
     best = int(np.argmax(energy))
