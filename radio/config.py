@@ -142,7 +142,7 @@ class ReceiverConfig(TomlConfig):
 
     channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
     detection_threshold: float = 0.025
-    verify_threshold: float = 0.10
+    verify_threshold: float = 0.13
     min_snr_db: float = -10.0
     report_threshold: float = 0.2
     max_cfo_subcarriers: int = 4

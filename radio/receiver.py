@@ -29,7 +29,7 @@ from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
 _PILOT_CHECK_SYMBOLS = 4  # payload symbols whose pilots are checked before waiting for a long payload
-_HEADER_PILOT_ALPHA = 1e-3  # a noise candidate passes the header-pilot gate this often (-5 dB frame fails ~0.3 %)
+_HEADER_PILOT_ALPHA = 1e-3  # a noise candidate passes the header-pilot gate about this often
 _PILOT_FAIL_PROB_MIN = 0.01  # a payload symbol of the frame fails the pilot check at least this often (model floor)
 _PILOT_SPREAD_MARGIN = 1.5  # the header's 8 agreements understate the spread: widened by this
 _PILOT_FAIL_ALPHA = 1e-3  # a frame is refused when its count of failing symbols is this unlikely
@@ -149,8 +149,7 @@ class Receiver:
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
-        # Σ_s |z_s|² / (N0 Σ_p |H_p|²) of the header's per-symbol pilot sums z_s is Gamma(nh, 1) on noise
-        self._pilot_gate = float(scipy.stats.gamma.isf(_HEADER_PILOT_ALPHA, nh))
+        self._pilot_gate = math.log(4 * nh / _HEADER_PILOT_ALPHA)  # see the header-pilot gate in _decode
         self._step_grid = 2 * np.pi * np.fft.fftfreq(64 * nh)  # header phase slopes searched (rad / symbol)
         # known header symbols (nh, U), conjugated, with the filler on every data RE; a decoded
         # header's BPSK values go to the flat positions of its coded bits (HeaderCoder.encode's map)
@@ -225,7 +224,7 @@ class Receiver:
         frames: list[ReceivedFrame] = []
         metric, _, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
         pos = 0
-        for c in sync.candidates(metric, self.rx_cfg.detection_threshold, cfg.symbol_length // d):
+        for c in sync.candidates(metric, self.rx_cfg.detection_threshold, pre_len // d):
             p = int(c) * d
             if p < pos:
                 continue
@@ -249,6 +248,25 @@ class Receiver:
         spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
         return spec
 
+    def _verify(self, lts1: int) -> tuple[int, np.ndarray, float, int, int, float]:
+        """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
+        ``lts1``: (seg_lo, CFO-corrected samples from seg_lo, CFO (subcarriers), w, first path (both relative
+        to seg_lo), fraction). The CFO is measured at this timing, whatever the coarse one: fractional from the
+        pair, integer from both copies summed (windows from cp/2 into the guard: no ISI from paths up to
+        Gp - cp/2)."""
+        buf, n, cp, d = self._buf, self.cfg.fft_size, self.cfg.cp_length, sync.DECIMATION
+        s0 = lts1 - cp // 2
+        a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
+        cfo_frac = sync.fractional_cfo(complex(np.vdot(a, b)))
+        rot = np.exp(-2j * np.pi * cfo_frac / n * self._win_t)
+        cfo = cfo_frac + self._integer_cfo(scipy.fft.fft((a + b * cmath.exp(-2j * math.pi * cfo_frac)) * rot))[0]
+        lo, hi = lts1 - cp - 2 * d, lts1 + cp + 2 * d
+        seg_lo = lo - cp
+        seg = sync.derotate(buf[seg_lo:hi + cp + 2 * n + 1].astype(np.complex128), cfo, n, s0 - seg_lo)
+        w, first, fraction, _ = sync.fine_timing(seg, self.layout.preamble.lts_time, lo - seg_lo, hi - seg_lo,
+                                                 cp, self._mf_energy)
+        return seg_lo, seg, cfo, w, first, fraction
+
     def _decode(self, p: int, cfo_frac: float, final: bool) -> tuple[ReceivedFrame | None, int]:
         cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
         buf, n, cp, gp = self._buf, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length
@@ -265,36 +283,17 @@ class Receiver:
         win = buf[c0:c0 + n] * np.exp(-2j * np.pi * cfo_frac / n * (self._win_t + (c0 - p)))
         tap = self._integer_cfo(scipy.fft.fft(win))[1]
         # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
-        # followed by an identical N samples (the second copy; after the second comes the header)
+        # whose matched filter (pair summed) collects the most energy (the other pairs one copy with the
+        # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %)
         early = c0 + tap - n * (math.floor((c0 + tap - (p + n + gp)) / n) + 1)
-        if early + 3 * n > buf.size:
+        if early + 3 * n + 2 * cp + 2 * d + 1 > buf.size:
             if final:
                 self.stats.truncated_frames += 1
                 return None, 0
             raise _Wait
-        lts1 = max((s for s in (early, early + n) if s >= 0), default=0,
-                   key=lambda s: abs(np.vdot(buf[s:s + n], buf[s + n:s + 2 * n])))
-        # CFO again at that timing, independent of how well p was placed: fractional from the pair, integer
-        # from both copies summed (windows starting cp/2 into the guard: no ISI from paths up to Gp - cp/2)
-        s0 = max(lts1 - cp // 2, 0)
-        a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
-        cfo_frac = sync.fractional_cfo(complex(np.vdot(a, b)))
-        rot = np.exp(-2j * np.pi * cfo_frac / n * self._win_t)
-        cfo = cfo_frac + self._integer_cfo(scipy.fft.fft((a + b * cmath.exp(-2j * math.pi * cfo_frac)) * rot))[0]
-        lo = lts1 - cp - 2 * d
-        hi = lts1 + cp + 2 * d
-        if lo < 0:
-            return None, 0
-        need = hi + cp + 2 * n + 1
-        if need > buf.size:
-            if final:
-                self.stats.truncated_frames += 1
-                return None, 0
-            raise _Wait
-        seg_lo = max(lo - cp, 0)
-        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, s0 - seg_lo)
-        w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
-                                                 hi - seg_lo, cp, self._mf_energy)
+        seg_lo, seg, cfo, w, first, fraction = max(
+            (self._verify(s) for s in (early, early + n) if s - 2 * cp - 2 * d >= 0),
+            key=lambda r: r[-1], default=(0, None, 0.0, 0, 0, 0.0))
         if fraction < rxc.verify_threshold or self._buf_start + seg_lo + w < self._lts_floor:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
@@ -379,17 +378,21 @@ class Receiver:
         # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
         # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
         z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
-        hp_energy = float(np.vdot(h[g.pilot_idx], h[g.pilot_idx]).real)
-        if float(np.vdot(z, z).real) < self._pilot_gate * diff_e / h_ls.size * hp_energy:
-            # the header's pilots are not there: noise (checked before the costly list decoder; N0 from the
-            # LTS difference alone, unbiased on noise, where the windowed estimate runs ~8 % low)
+        # the periodogram of z over phase slopes: its peak is the ML slope (at -5 dB the differential
+        # angle(Σ z[t+1]·conj(z[t])) left 6 of 150 headers undecoded, this 2) and, normalised by
+        # nh·N0·Σ_p|H_p|², the coherent pilot statistic: ≈ 1 + nh·Σ_p|H_p|²/N0 for a frame, and on noise
+        # exceeded with probability ≈ 4·nh·e^{-x} (the max of a zero-padded periodogram; Monte Carlo fit)
+        power = np.abs(scipy.fft.fft(z, self._step_grid.size)) ** 2
+        peak = int(np.argmax(power))
+        scale = nh * diff_e / h_ls.size * float(np.vdot(h[g.pilot_idx], h[g.pilot_idx]).real)
+        if power[peak] < self._pilot_gate * scale:
+            # the header's pilots are not there: noise, dropped before the costly list decoder (N0 from the LTS
+            # difference alone, unbiased on noise)
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
         t = np.arange(nh)
-        # the slope: peak of the zero-padded periodogram of z (ML for a tone; at -5 dB the differential
-        # angle(Σ z[t+1]·conj(z[t])) left 6 of 150 headers undecoded, this 2)
-        step = float(self._step_grid[int(np.argmax(np.abs(scipy.fft.fft(z, self._step_grid.size))))])
+        step = float(self._step_grid[peak])
         cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft, n0)

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import scipy.signal
 
 from radio.preamble import Preamble
@@ -76,15 +77,18 @@ def detection_metric(samples: np.ndarray, fft_size: int, cp_length: int, preambl
 
 
 def candidates(metric: np.ndarray, threshold: float, min_gap: int) -> np.ndarray:
-    """Indices (into ``metric``) of the peak of each run above ``threshold``; runs closer than
-    ``min_gap`` indices are merged."""
+    """Indices (into ``metric``) above ``threshold`` that hold the largest value within ± ``min_gap`` indices.
+
+    Non-maximum suppression rather than one candidate per run above the threshold: at the wide presets the
+    data symbols' cyclic prefixes keep the LTS-pair term above the threshold from one frame to the next when
+    guards are short (one run spanned several frames, of which only the strongest was examined), and at low
+    SNR noise just before a frame can join its run and hold the run's peak.
+    """
     above = np.flatnonzero(metric > threshold)
     if above.size == 0:
         return above
-    breaks = np.flatnonzero(np.diff(above) > min_gap)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks + 1, [above.size]])
-    return np.array([above[s] + np.argmax(metric[above[s]:above[e - 1] + 1]) for s, e in zip(starts, ends)])
+    local = scipy.ndimage.maximum_filter1d(metric, 2 * min_gap + 1, mode="constant")
+    return above[metric[above] >= local[above]]
 
 
 def fractional_cfo(corr_lts: complex) -> float:
