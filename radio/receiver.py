@@ -92,7 +92,7 @@ class ReceiverStats:
     samples: int = 0
     empty_buffers: int = 0
     bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, a frame cut by one is truncated
-    candidates: int = 0           # Schmidl-Cox candidates examined
+    candidates: int = 0           # detection candidates examined
     rejected_candidates: int = 0  # failed the matched-filter verification or the SNR gate
     unconfirmed_candidates: int = 0  # weak preamble (below report_threshold), header not decoded: not reported
     frames_found: int = 0         # verified preambles (every reported frame)
@@ -222,7 +222,7 @@ class Receiver:
         n, d = cfg.fft_size, sync.DECIMATION
         pre_len = self.layout.preamble.length
         frames: list[ReceivedFrame] = []
-        metric, _, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
+        metric, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
         pos = 0
         for c in sync.candidates(metric, self.rx_cfg.detection_threshold, pre_len // d):
             p = int(c) * d
