@@ -126,7 +126,8 @@ class ReceiverConfig(TomlConfig):
             (LS projected onto the delay window: DFT-domain denoising, exact with guard bands) or
             ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
         detection_threshold: detection metric (0..1, :func:`radio.sync.detection_metric`) that opens a
-            candidate.
+            candidate, for the narrow preset's occupancy (96/128 used subcarriers); presets with fewer used
+            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×).
         verify_threshold: fraction (0..1) of the received long-training energy that the
             matched-filter channel window must hold for a candidate to be accepted as a frame.
         min_snr_db: a verified candidate whose preamble SNR estimate is below this is noise: dropped

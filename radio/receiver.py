@@ -33,6 +33,7 @@ _HEADER_PILOT_ALPHA = 1e-3  # a noise candidate passes the header-pilot gate abo
 _PILOT_FAIL_PROB_MIN = 0.01  # a payload symbol of the frame fails the pilot check at least this often (model floor)
 _PILOT_SPREAD_MARGIN = 1.5  # the header's 8 agreements understate the spread: widened by this
 _PILOT_FAIL_ALPHA = 1e-3  # a frame is refused when its count of failing symbols is this unlikely
+_NARROW_OCCUPANCY = 96 / 128  # used / FFT subcarriers of the preset ReceiverConfig.detection_threshold is set for
 _SCALE_RANGE = (1e-12, 1e12)  # peak |sample| a buffer may have (float32 powers stay finite and normal)
 _FULL_CP_WINDOW = 64  # CPs up to this many samples are always inside the channel filter's delay window
 
@@ -141,6 +142,12 @@ class Receiver:
         self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
         self._min_snr = 10 ** (self.rx_cfg.min_snr_db / 10)
+        # a preamble's detection metric is ≈ (ρ/(1+ρ))² with ρ = SNR·U/N the per-sample SNR: the threshold, set
+        # for the narrow preset's occupancy, is scaled so it sits at the same SNR at every preset (noise stays
+        # far below it at the wide presets, whose metric correlates 3-14× more samples: max 0.004 in 8·10⁶
+        # noise samples at wide-30.72, where a −5 dB preamble reads ~0.024)
+        occupancy = self.cfg.num_used_subcarriers / self.cfg.fft_size
+        self._detection_threshold = self.rx_cfg.detection_threshold * min(1.0, (occupancy / _NARROW_OCCUPANCY) ** 2)
         self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
                                             self.rx_cfg.max_cfo_subcarriers, self.cfg.cp_length + 1)
         # per-numerology tables, built once instead of per frame
@@ -224,7 +231,7 @@ class Receiver:
         frames: list[ReceivedFrame] = []
         metric, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
         pos = 0
-        for c in sync.candidates(metric, self.rx_cfg.detection_threshold, pre_len // d):
+        for c in sync.candidates(metric, self._detection_threshold, pre_len // d):
             p = int(c) * d
             if p < pos:
                 continue
