@@ -34,7 +34,8 @@ def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.nda
     # R = F Fᴴ / W: its eigenvectors are F's left singular vectors (an O(U·W²) SVD instead of an O(U³)
     # eigen-decomposition; the same basis, and ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(f, full_matrices=False)
-    vw = np.ascontiguousarray(v)
+    # complex64: the two products per filtering are memory-bound (U·W values: 1200 × 900 at wide-30.72)
+    vw = np.ascontiguousarray(v, np.complex64)
     return np.ascontiguousarray(sv ** 2 / d.size), vw, np.ascontiguousarray(vw.conj().T)
 
 
@@ -61,7 +62,7 @@ class ChannelEstimator:
     def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
         """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""
         _, v, vh = self._basis(*delays)
-        return v @ (vh @ h)
+        return v @ (vh @ np.asarray(h, np.complex64))
 
     def filter(self, h_ls: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
                ) -> tuple[np.ndarray, float]:
@@ -78,10 +79,11 @@ class ChannelEstimator:
         if method == "ls":
             return h_ls, 1.0
         lam, v, vh = self._basis(*delays)
+        coef = vh @ np.asarray(h_ls, np.complex64)
         if method == "dft":
-            return v @ (vh @ h_ls), lam.size / u
+            return v @ coef, lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        return v @ (gain * (vh @ h_ls)), float(gain @ gain) / u
+        return v @ (gain.astype(np.float32) * coef), float(gain @ gain) / u
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:

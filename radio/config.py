@@ -126,14 +126,15 @@ class ReceiverConfig(TomlConfig):
             (LS projected onto the delay window: DFT-domain denoising, exact with guard bands) or
             ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
         detection_threshold: detection metric (0..1, :func:`radio.sync.detection_metric`) that opens a
-            candidate.
+            candidate, for the narrow preset's occupancy (96/128 used subcarriers); presets with fewer used
+            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×).
         verify_threshold: fraction (0..1) of the received long-training energy that the
             matched-filter channel window must hold for a candidate to be accepted as a frame.
         min_snr_db: a verified candidate whose preamble SNR estimate is below this is noise: dropped
             before the header is decoded (the header code needs about −7 dB).
         report_threshold: a candidate whose header fails is reported (status ``"header_crc"``) only if
             its verification fraction reaches this; weaker ones are counted in
-            ``stats.unconfirmed_candidates`` (noise reaches 0.13 about once per 10⁷ samples).
+            ``stats.unconfirmed_candidates`` (noise candidates stayed below 0.17 over 8·10⁶ samples).
         max_cfo_subcarriers: integer CFO search range, in subcarrier spacings (± this).
         max_clock_offset_ppm: largest sample-clock offset tracked (bounds the pilot phase slope).
         clip_fraction: a frame with more than this fraction of samples at the buffer's peak
@@ -142,7 +143,7 @@ class ReceiverConfig(TomlConfig):
 
     channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
     detection_threshold: float = 0.025
-    verify_threshold: float = 0.12
+    verify_threshold: float = 0.13
     min_snr_db: float = -10.0
     report_threshold: float = 0.2
     max_cfo_subcarriers: int = 4

@@ -1,7 +1,8 @@
 """Streaming OFDM receiver: detection, synchronisation, channel/SNR/delay-spread estimation, decoding.
 
-Per frame: Schmidl-Cox candidate → fractional CFO → integer CFO (SC→LTS differential) → fine
-timing and verification (matched filter on the LTS pair) → residual CFO (LTS pair) → LS channel,
+Per frame: Schmidl-Cox + LTS-pair candidate → fractional CFO (LTS pair, ± 0.5) → integer CFO and timing
+modulo N (CIR energy of one LTS window per shift) → fine timing and verification (matched filter on the LTS
+pair) → residual CFO (LTS pair) → LS channel,
 noise, delay window, SNR (candidates below ``min_snr_db`` are dropped as noise) and delay spread →
 filtered channel (LMMSE/DFT) → header (pilot phase
 tracking, polar SCL decoding, CRC) → payload (phase tracking over all symbols, MMSE).
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.fft
+import scipy.stats
 
 from radio import sync
 from radio.channel_estimation import ChannelEstimator, apply_phase, ls_estimate, mmse_equalize, track_phase
@@ -27,7 +29,11 @@ from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
 _PILOT_CHECK_SYMBOLS = 4  # payload symbols whose pilots are checked before waiting for a long payload
-_PILOT_FAIL_FRACTION = 0.25  # more payload symbols than this without the frame's pilots: a false length
+_HEADER_PILOT_ALPHA = 1e-3  # a noise candidate passes the header-pilot gate about this often
+_PILOT_FAIL_PROB_MIN = 0.01  # a payload symbol of the frame fails the pilot check at least this often (model floor)
+_PILOT_SPREAD_MARGIN = 1.5  # the header's 8 agreements understate the spread: widened by this
+_PILOT_FAIL_ALPHA = 1e-3  # a frame is refused when its count of failing symbols is this unlikely
+_NARROW_OCCUPANCY = 96 / 128  # used / FFT subcarriers of the preset ReceiverConfig.detection_threshold is set for
 _SCALE_RANGE = (1e-12, 1e12)  # peak |sample| a buffer may have (float32 powers stay finite and normal)
 _FULL_CP_WINDOW = 64  # CPs up to this many samples are always inside the channel filter's delay window
 
@@ -87,7 +93,7 @@ class ReceiverStats:
     samples: int = 0
     empty_buffers: int = 0
     bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, a frame cut by one is truncated
-    candidates: int = 0           # Schmidl-Cox candidates examined
+    candidates: int = 0           # detection candidates examined
     rejected_candidates: int = 0  # failed the matched-filter verification or the SNR gate
     unconfirmed_candidates: int = 0  # weak preamble (below report_threshold), header not decoded: not reported
     frames_found: int = 0         # verified preambles (every reported frame)
@@ -136,19 +142,22 @@ class Receiver:
         self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._mf_energy = self.layout.preamble.matched_filter_energy(self.cfg.cp_length)
         self._min_snr = 10 ** (self.rx_cfg.min_snr_db / 10)
+        # a preamble's detection metric is ≈ (ρ/(1+ρ))² with ρ = SNR·U/N the per-sample SNR: the threshold, set
+        # for the narrow preset's occupancy, is scaled so it sits at the same SNR at every preset (noise stays
+        # far below it at the wide presets, whose metric correlates 3-14× more samples: max 0.004 in 8·10⁶
+        # noise samples at wide-30.72, where a −5 dB preamble reads ~0.024)
+        occupancy = self.cfg.num_used_subcarriers / self.cfg.fft_size
+        self._detection_threshold = self.rx_cfg.detection_threshold * min(1.0, (occupancy / _NARROW_OCCUPANCY) ** 2)
         self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
-                                            self.rx_cfg.max_cfo_subcarriers)
+                                            self.rx_cfg.max_cfo_subcarriers, self.cfg.cp_length + 1)
         # per-numerology tables, built once instead of per frame
-        n, gp, sl, nh = self.cfg.fft_size, self.cfg.preamble_cp_length, self.cfg.symbol_length, \
-            self.layout.header.num_symbols
-        # SC and first LTS windows (N samples each, Gp apart) and their time index for the fractional
-        # CFO: the LTS window is also rotated back by the SC → LTS distance N + Gp
-        # (and the second LTS window N later, for the integer CFO's LTS-only metric)
-        self._sc_lts_idx = np.concatenate([np.arange(n), np.arange(n + gp, 3 * n + gp)])
-        self._sc_lts_t = np.concatenate([np.arange(n), np.arange(2 * n + gp, 4 * n + gp)])
+        n, sl, nh = self.cfg.fft_size, self.cfg.symbol_length, self.layout.header.num_symbols
+        self._win_t = np.arange(n)
         # FFT window starts of the two LTS and the header symbols, relative to the first LTS window
         self._lts_hdr_offsets = np.concatenate([[0, n], 2 * n + self.cfg.cp_length + sl * np.arange(nh)])
         self._xp_h = g.pilots(0, nh)
+        self._pilot_gate = math.log(4 * nh / _HEADER_PILOT_ALPHA)  # see the header-pilot gate in _decode
+        self._step_grid = 2 * np.pi * np.fft.fftfreq(64 * nh)  # header phase slopes searched (rad / symbol)
         # known header symbols (nh, U), conjugated, with the filler on every data RE; a decoded
         # header's BPSK values go to the flat positions of its coded bits (HeaderCoder.encode's map)
         hc = self.layout.header
@@ -220,14 +229,14 @@ class Receiver:
         n, d = cfg.fft_size, sync.DECIMATION
         pre_len = self.layout.preamble.length
         frames: list[ReceivedFrame] = []
-        metric, corr = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
+        metric, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
         pos = 0
-        for c in sync.candidates(metric, self.rx_cfg.detection_threshold, cfg.symbol_length // d):
+        for c in sync.candidates(metric, self._detection_threshold, pre_len // d):
             p = int(c) * d
             if p < pos:
                 continue
             try:
-                frame, end = self._decode(p, complex(corr[c]), final)
+                frame, end = self._decode(p, sync.fractional_cfo(complex(corr_lts[c])), final)
             except _Wait:
                 return frames, max(p - 2 * cfg.cp_length - 2 * d, pos)
             if frame is None:
@@ -246,30 +255,52 @@ class Receiver:
         spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
         return spec
 
-    def _decode(self, p: int, corr: complex, final: bool) -> tuple[ReceivedFrame | None, int]:
+    def _verify(self, lts1: int) -> tuple[int, np.ndarray, float, int, int, float]:
+        """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
+        ``lts1``: (seg_lo, CFO-corrected samples from seg_lo, CFO (subcarriers), w, first path (both relative
+        to seg_lo), fraction). The CFO is measured at this timing, whatever the coarse one: fractional from the
+        pair, integer from both copies summed (windows from cp/2 into the guard: no ISI from paths up to
+        Gp - cp/2)."""
+        buf, n, cp, d = self._buf, self.cfg.fft_size, self.cfg.cp_length, sync.DECIMATION
+        s0 = lts1 - cp // 2
+        a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
+        cfo_frac = sync.fractional_cfo(complex(np.vdot(a, b)))
+        rot = np.exp(-2j * np.pi * cfo_frac / n * self._win_t)
+        cfo = cfo_frac + self._integer_cfo(scipy.fft.fft((a + b * cmath.exp(-2j * math.pi * cfo_frac)) * rot))[0]
+        lo, hi = lts1 - cp - 2 * d, lts1 + cp + 2 * d
+        seg_lo = lo - cp
+        seg = sync.derotate(buf[seg_lo:hi + cp + 2 * n + 1].astype(np.complex128), cfo, n, s0 - seg_lo)
+        w, first, fraction, _ = sync.fine_timing(seg, self.layout.preamble.lts_time, lo - seg_lo, hi - seg_lo,
+                                                 cp, self._mf_energy)
+        return seg_lo, seg, cfo, w, first, fraction
+
+    def _decode(self, p: int, cfo_frac: float, final: bool) -> tuple[ReceivedFrame | None, int]:
         cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
         buf, n, cp, gp = self._buf, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length
         d = sync.DECIMATION
-        lo = p + n + gp - cp - 2 * d
-        hi = p + n + gp + cp + 2 * d
-        if lo < 0:
-            return None, 0
-        need = hi + cp + 2 * n + 1
-        if need > buf.size:
+        # integer CFO and timing from one N-sample window in the middle of the LTS's periodic part (guard and
+        # both copies, Gp + 2N samples): it stays inside for a coarse timing p off by up to ±(Gp + N)/2, which
+        # the detection metric's broad peak needs at low SNR (-5 dB: off by up to ~70 samples at N = 128)
+        c0 = p + n + (gp + n) // 2
+        if c0 + n > buf.size:
             if final:
                 self.stats.truncated_frames += 1
                 return None, 0
             raise _Wait
-        # fractional then integer CFO (timing is only coarse here: same offset in both windows)
-        cfo_frac = math.atan2(corr.imag, corr.real) / math.pi
-        seg_lo = max(p - cp - 2 * d, 0)
-        # the SC window at p and the LTS windows at p + N + Gp and p + 2N + Gp (same offset in each symbol)
-        three = buf[p + self._sc_lts_idx] * np.exp(-2j * np.pi * cfo_frac / n * self._sc_lts_t)
-        sc_spec, lts1_spec, lts2_spec = scipy.fft.fft(three.reshape(3, n), axis=1)
-        cfo = cfo_frac + int(self._integer_cfo(sc_spec, lts1_spec + lts2_spec)[0])
-        seg = sync.derotate(buf[seg_lo:need].astype(np.complex128), cfo, n, p - seg_lo)
-        w, first, fraction, _ = sync.fine_timing(seg, lay.preamble.lts_time, lo - seg_lo,
-                                                 hi - seg_lo, cp, self._mf_energy)
+        win = buf[c0:c0 + n] * np.exp(-2j * np.pi * cfo_frac / n * (self._win_t + (c0 - p)))
+        tap = self._integer_cfo(scipy.fft.fft(win))[1]
+        # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
+        # whose matched filter (pair summed) collects the most energy (the other pairs one copy with the
+        # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %)
+        early = c0 + tap - n * (math.floor((c0 + tap - (p + n + gp)) / n) + 1)
+        if early + 3 * n + 2 * cp + 2 * d + 1 > buf.size:
+            if final:
+                self.stats.truncated_frames += 1
+                return None, 0
+            raise _Wait
+        seg_lo, seg, cfo, w, first, fraction = max(
+            (self._verify(s) for s in (early, early + n) if s - 2 * cp - 2 * d >= 0),
+            key=lambda r: r[-1], default=(0, None, 0.0, 0, 0, 0.0))
         if fraction < rxc.verify_threshold or self._buf_start + seg_lo + w < self._lts_floor:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
@@ -340,18 +371,35 @@ class Receiver:
 
         # header
         if hdr_end > buf.size:
-            if final:
-                self.stats.truncated_frames += 1
-                return report("truncated"), buf.size
-            raise _Wait
+            if not final:
+                raise _Wait
+            if fraction < rxc.report_threshold:  # as for a failed header: a weak preamble may be noise
+                self.stats.candidates += 1
+                self.stats.unconfirmed_candidates += 1
+                return None, buf.size
+            self.stats.truncated_frames += 1
+            return report("truncated"), buf.size
         yh = y[2:]
         xp_h = self._xp_h
         # common phase of the header symbols: residual CFO makes it a line over symbols (the clock-drift
         # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
         # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
         z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
+        # the periodogram of z over phase slopes: its peak is the ML slope (at -5 dB the differential
+        # angle(Σ z[t+1]·conj(z[t])) left 6 of 150 headers undecoded, this 2) and, normalised by
+        # nh·N0·Σ_p|H_p|², the coherent pilot statistic: ≈ 1 + nh·Σ_p|H_p|²/N0 for a frame, and on noise
+        # exceeded with probability ≈ 4·nh·e^{-x} (the max of a zero-padded periodogram; Monte Carlo fit)
+        power = np.abs(scipy.fft.fft(z, self._step_grid.size)) ** 2
+        peak = int(np.argmax(power))
+        scale = nh * diff_e / h_ls.size * float(np.vdot(h[g.pilot_idx], h[g.pilot_idx]).real)
+        if power[peak] < self._pilot_gate * scale:
+            # the header's pilots are not there: noise, dropped before the costly list decoder (N0 from the LTS
+            # difference alone, unbiased on noise)
+            self.stats.candidates += 1
+            self.stats.rejected_candidates += 1
+            return None, 0
         t = np.arange(nh)
-        step = float(np.angle(np.vdot(z[:-1], z[1:]))) if nh > 1 else 0.0
+        step = float(self._step_grid[peak])
         cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
         soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft, n0)
@@ -447,7 +495,10 @@ class Receiver:
         magnitude of the correlation of its pilots with channel × known pilots (phase-blind, so common phase
         does not matter), ``hp`` (S or 1, U) the payload's channel (phase-tracked when available); a symbol
         fails below half the mean of the header symbols ``yh`` (nh, U) against ``h`` (U,) (same channel and
-        SNR). True unless more than :data:`_PILOT_FAIL_FRACTION` of the symbols fail."""
+        SNR). False when the count of failing symbols is implausible (tail probability below
+        :data:`_PILOT_FAIL_ALPHA`) for a frame whose symbols each fail as often as the header symbols' spread says:
+        at low SNR a single symbol fails by chance, so a short payload is never refused on a vote of a few
+        symbols, while a false length (most symbols noise) is refused after a handful of symbols."""
         g = self.layout.grid
         nh = yh.shape[0]
         pilots = g.pilots(0, nh + yp.shape[0])
@@ -459,9 +510,13 @@ class Receiver:
             den = np.sqrt(np.sum(np.abs(yp_) ** 2, axis=1) * np.sum(np.abs(x) ** 2, axis=1))
             return num / np.maximum(den, np.finfo(np.float32).tiny)
 
-        header_level = float(np.mean(agreement(yh, ref[:nh])))
-        failing = agreement(yp, ref[nh:]) < 0.5 * header_level
-        return float(np.mean(failing)) <= _PILOT_FAIL_FRACTION
+        header = agreement(yh, ref[:nh])
+        level, spread = float(np.mean(header)), _PILOT_SPREAD_MARGIN * float(np.std(header)) + 1e-6
+        failing = int(np.count_nonzero(agreement(yp, ref[nh:]) < 0.5 * level))
+        # a payload symbol of the frame falls below half the header level about as often as a Gaussian of the
+        # header symbols' mean and spread does (~0.05 at -5 dB, ~0 at high SNR)
+        p_fail = float(np.clip(scipy.stats.norm.cdf(-0.5 * level / spread), _PILOT_FAIL_PROB_MIN, 0.5))
+        return failing == 0 or float(scipy.stats.binom.sf(failing - 1, yp.shape[0], p_fail)) >= _PILOT_FAIL_ALPHA
 
     def _clipped(self, lo: int, hi: int) -> bool:
         """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""
