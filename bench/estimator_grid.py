@@ -186,6 +186,9 @@ def delay_spread_markdown(rows: list[dict]) -> str:
             out = []
             for d in spreads:
                 vals = [cell[(prof, d, s)]["ds_estimators"][name] for s in snrs if (prof, d, s) in cell]
+                if not vals:  # a grid that is not a full product (``--smoke``)
+                    out.append("—")
+                    continue
                 rr = " / ".join(_fmt(v["rel_rmse"], ".2f") for v in vals)
                 rn = " / ".join(_fmt(v["rel_rmse_nominal"], ".2f") for v in vals)
                 below = max((v["below_resolution_rate"] or 0.0) for v in vals)
