@@ -154,7 +154,13 @@ def false_accept(total: int, max_seconds: float, seed: int, out: Path) -> dict:
         if old.get("seed") == seed and old.get("chunk") == size and old.get("noise_snr_db") == list(NOISE_SNR_DB):
             counts = {key: old[key] for key in counts}
     t0 = time.perf_counter() - counts["seconds"]
-    result = counts
+
+    def result() -> dict:
+        n, k = counts["noise_headers"], counts["crc16_also_passed_false_accepts"]
+        return {**counts, "false_accept_rate_upper_95": upper_95(k, n) if n else 1.0,
+                "crc11_pass_rate": counts["decoder_crc11_passed"] / n if n else None, "seed": seed, "chunk": size,
+                "noise_snr_db": list(NOISE_SNR_DB)}
+
     while counts["noise_headers"] < total and time.perf_counter() - t0 < max_seconds:
         chunk = counts["noise_headers"] // size
         llr, _ = noise_llr(np.random.default_rng([seed, chunk]), size)
@@ -164,13 +170,9 @@ def false_accept(total: int, max_seconds: float, seed: int, out: Path) -> dict:
         counts["crc16_also_passed_false_accepts"] += sum(FrameHeader.from_bits(b) is not None for b in bits[ok])
         counts["noise_headers"] += size
         counts["seconds"] = time.perf_counter() - t0
-        n, k = counts["noise_headers"], counts["crc16_also_passed_false_accepts"]
-        result = {**counts, "false_accept_rate_upper_95": upper_95(k, n),
-                  "crc11_pass_rate": counts["decoder_crc11_passed"] / n, "seed": seed, "chunk": size,
-                  "noise_snr_db": list(NOISE_SNR_DB)}
-        out.write_text(json.dumps(result, indent=1))
-    print(result, flush=True)
-    return result
+        out.write_text(json.dumps(result(), indent=1))
+    print(result(), flush=True)
+    return result()
 
 
 def main(argv: list[str] | None = None) -> dict:
