@@ -78,3 +78,25 @@ def test_estimate_uses_the_chosen_method_and_rejects_unknown_ones():
         assert est.estimate(h, noise) == est.resolve(getattr(est, method)(h, noise))
     with pytest.raises(ValueError, match="unknown delay-spread estimator"):
         _estimator("narrow", "music")
+
+
+@pytest.mark.parametrize("taps,flagged", [
+    ([(0.0, 1.0)], True),
+    # ~10 s: the receiver builds its delay-window basis for the long channel once
+    pytest.param([(0.0, np.sqrt(0.5)), (40.0, 0.5 + 0.5j)], False, marks=pytest.mark.slow)])
+def test_the_receiver_reports_the_floor_flag_end_to_end_at_the_widest_preset(taps, flagged):
+    """Transmitter → channel (flat, or two paths 1.3 µs apart) → receiver at `wide-30.72`: the frame carries
+    the flag and the floor, or a measured spread (0.65 µs, 20 dB) within 10 %."""
+    from radio_channel_helpers import apply_channel, random_symbols
+
+    cfg = radio.FrameConfig(preset="wide-30.72")
+    rng = np.random.default_rng(5)
+    x, truth = apply_channel(radio.Transmitter(cfg).modulate(random_symbols(200, rng)), cfg, rng, snr_db=20.0,
+                             taps=taps, lead=3000, tail=3000)
+    rx = radio.Receiver(cfg)
+    f = rx.receive(x, final=True)[0]
+    assert f.crc_ok and f.delay_spread_below_resolution is flagged
+    if flagged:
+        assert f.delay_spread_s == rx.ds.resolution_s
+    else:
+        assert f.delay_spread_s == pytest.approx(truth.delay_spread_s, rel=0.1)
