@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 PROFILES = ("TDL-A", "TDL-C", "TDL-E")
+ALL_PROFILES = ("TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E")
 DELAY_SPREADS_S = (30e-9, 100e-9, 300e-9, 1000e-9, 3000e-9)
 PAYLOAD_SYMBOLS = 480
 REALISED_SNR_EDGES_DB = (-np.inf, -5.0, 0.0, 5.0, 10.0, 15.0, np.inf)
@@ -67,6 +68,7 @@ def run_cell(args: tuple) -> dict:
 
     torch.set_num_threads(1)
     import radio
+    from radio.delay_spread import ESTIMATORS
     from radio.emulator import used_subcarriers
 
     cfg = radio.FrameConfig(preset=preset)
@@ -79,6 +81,7 @@ def run_cell(args: tuple) -> dict:
     t0 = time.perf_counter()
     found = crc = false_frames = clipped = below = 0
     snr_err, ds_true, ds_est, cfo_err, err, err_ls, power = [], [], [], [], [], [], []
+    ds_by: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
     statuses: dict[str, int] = {}
     bins = np.zeros((len(REALISED_SNR_EDGES_DB) - 1, 3), int)  # per realised-SNR bin: sent, detected, CRC ok
     for i in range(frames):
@@ -103,6 +106,8 @@ def run_cell(args: tuple) -> dict:
         snr_err.append(f.snr_db - truth.snr_db)
         ds_true.append(truth.delay_spread_s)
         ds_est.append(f.delay_spread_s)
+        for name in ESTIMATORS:  # every estimator on the frame's LS channel (error variance N0/2)
+            ds_by[name].append(rx.ds.resolve(getattr(rx.ds, name)(f.channel_ls, f.noise_power / 2))[0])
         below += bool(f.delay_spread_below_resolution)
         cfo_err.append(f.cfo_hz - truth.cfo_hz)
         h_true = _align(truth.frequency_response(cfg)[0], f.channel_ls, k, cfg.fft_size, cfg.preamble_cp_length)
@@ -116,6 +121,9 @@ def run_cell(args: tuple) -> dict:
         return float(fn(arr)) if len(arr) else None
 
     rel = (ds_est - ds_true) / ds_true if len(ds_true) else np.zeros(0)
+
+    def rel_rmse(est, truth):
+        return float(np.sqrt(np.mean(((np.asarray(est) - truth) / truth) ** 2))) if len(est) else None
     return {
         "preset": preset, "snr_db": snr_db, "profile": profile, "delay_spread_s": ds_s, "frames": frames, "seed": seed,
         "delay_spread_resolution_s": rx.ds.resolution_s, "below_resolution_rate": below / found if found else None,
@@ -128,6 +136,12 @@ def run_cell(args: tuple) -> dict:
         "ds_bias_s": stat(np.mean, ds_est - ds_true),
         "ds_rel_rmse": stat(lambda a: np.sqrt(np.mean(a ** 2)), rel),
         "ds_rel_median_abs_error": stat(lambda a: np.median(np.abs(a)), rel),
+        "ds_rel_rmse_nominal": rel_rmse(ds_est, ds_s),
+        "ds_realised_over_nominal_sd": stat(lambda a: np.std(a / ds_s), ds_true),
+        "ds_estimators": {name: {"mean_s": stat(np.mean, np.asarray(v)), "rel_rmse": rel_rmse(v, ds_true),
+                                 "rel_rmse_nominal": rel_rmse(v, ds_s),
+                                 "below_resolution_rate": stat(np.mean, np.asarray(v) <= rx.ds.resolution_s)}
+                          for name, v in ds_by.items()},
         "cfo_rmse_hz": stat(lambda a: np.sqrt(np.mean(a ** 2)), cfo_err),
         "cfo_rmse_subcarriers": stat(lambda a: np.sqrt(np.mean(a ** 2)) / cfg.subcarrier_spacing_hz, cfo_err),
         "nmse_db": stat(lambda a: 10 * np.log10(np.sum(a) / np.sum(power)), np.asarray(err)),
@@ -155,6 +169,31 @@ def markdown(rows: list[dict]) -> str:
             f"{_fmt(r.get('below_resolution_rate') and 100 * r['below_resolution_rate'], '.0f')} | "
             f"{_fmt(r['cfo_rmse_hz'], '.0f')} ({_fmt(r['cfo_rmse_subcarriers'], '.3f')}) | "
             f"{_fmt(r['nmse_db'], '.1f')} ({_fmt(r['nmse_ls_db'], '.1f')}) |")
+    return "\n".join(lines)
+
+
+def delay_spread_markdown(rows: list[dict]) -> str:
+    """Per estimator, profile and delay spread: relative RMSE against the realised (path-level) spread and,
+    in brackets, against the nominal one, at each SNR of the grid (``a / b`` for 10 / 20 dB), and the share
+    of frames flagged below resolution."""
+    snrs = sorted({r["snr_db"] for r in rows})
+    spreads = sorted({r["delay_spread_s"] for r in rows})
+    lines = ["| estimator | TDL | " + " | ".join(f"{d * 1e9:.0f} ns" for d in spreads) + " |",
+             "|" + "---|" * (2 + len(spreads))]
+    cell = {(r["profile"], r["delay_spread_s"], r["snr_db"]): r for r in rows}
+    for name in rows[0]["ds_estimators"]:
+        for prof in sorted({r["profile"] for r in rows}):
+            out = []
+            for d in spreads:
+                vals = [cell[(prof, d, s)]["ds_estimators"][name] for s in snrs if (prof, d, s) in cell]
+                if not vals:  # a grid that is not a full product (``--smoke``)
+                    out.append("—")
+                    continue
+                rr = " / ".join(_fmt(v["rel_rmse"], ".2f") for v in vals)
+                rn = " / ".join(_fmt(v["rel_rmse_nominal"], ".2f") for v in vals)
+                below = max((v["below_resolution_rate"] or 0.0) for v in vals)
+                out.append(f"{rr} ({rn})" + (f", flagged ≤ {100 * below:.0f} %" if below else ""))
+            lines.append(f"| {name} | {prof[-1]} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
 
@@ -186,9 +225,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-impairments", action="store_true", help="every hardware impairment off (diagnosis)")
     parser.add_argument("--preset", default="narrow", help="numerology preset (radio/numerology_presets.json)")
     parser.add_argument("--snrs", type=float, nargs="+", default=list(SNRS_DB), help="nominal SNRs (dB)")
+    parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=ALL_PROFILES)
+    parser.add_argument("--delay-spreads-ns", type=float, nargs="+", default=[1e9 * d for d in DELAY_SPREADS_S],
+                        help="nominal RMS delay spreads (ns)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    cells = list(itertools.product(args.snrs, PROFILES, DELAY_SPREADS_S))
+    cells = list(itertools.product(args.snrs, args.profiles, [1e-9 * d for d in args.delay_spreads_ns]))
     if args.preset != "narrow" and args.out == DEFAULT_OUT:
         args.out = DEFAULT_OUT.with_name(f"estimator_grid_{args.preset}.json")
     if args.smoke:
@@ -225,6 +267,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.write_text(json.dumps(report, indent=1))
     print()
     print(markdown(rows))
+    print()
+    print(delay_spread_markdown(rows))
     print()
     for name, fails in report["targets_failing"].items():
         print(f"- {name}: {'met' if not fails else 'missed in ' + ', '.join(fails)}")

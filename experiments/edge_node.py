@@ -95,7 +95,8 @@ class EdgeNode:
         watch.lap("reference")
         cond = self._condition(frame_id)
         watch.lap("feedback_wait")
-        mapped = self.knowledge.condition_domain.apply(cond.condition.snr_db, cond.condition.delay_spread_s)
+        mapped = self.knowledge.condition_domain.apply(cond.condition.snr_db, cond.condition.delay_spread_s,
+                                                       cond.condition.delay_spread_below_resolution)
         snr_db, ds_s = mapped.as_tuple()
         symbols, gates = self.knowledge.encode(latent, snr_db, ds_s)
         watch.lap("encode")
@@ -117,6 +118,7 @@ class EdgeNode:
         row = dict(frame_id=frame_id, prompt=prompt, gen_seed=seed, transmitted=transmitted,
                    enc_snr_db=snr_db, enc_delay_spread_s=ds_s, condition_source=cond.source,
                    csi_snr_db=cond.condition.snr_db, csi_delay_spread_s=cond.condition.delay_spread_s,
+                   csi_delay_spread_below_resolution=cond.condition.delay_spread_below_resolution,
                    enc_condition_applied=list(mapped.applied),
                    csi_age_s=cond.age_s, csi_frame_id=cond.frame_id,
                    csi_age_frames=(frame_id - cond.frame_id

@@ -88,7 +88,9 @@ class UserNode:
     def _handle(self, f: ReceivedFrame, receive_ms: float) -> dict:
         self.counts["frames"] += 1
         row: dict = dict(status=f.status, crc_ok=f.crc_ok, start=f.start, snr_db_est=f.snr_db,
-                         delay_spread_s_est=f.delay_spread_s, cfo_hz_est=f.cfo_hz, clipped=f.clipped)
+                         delay_spread_s_est=f.delay_spread_s,
+                         delay_spread_below_resolution_est=f.delay_spread_below_resolution, cfo_hz_est=f.cfo_hz,
+                         clipped=f.clipped)
         truth = self.truth.lookup(f.start) if self.truth is not None else None
         if truth is not None:
             row.update(snr_db_true=truth["true_snr_db"], delay_spread_s_true=truth["true_delay_spread_s"],
@@ -109,7 +111,8 @@ class UserNode:
             latency["channel"] = truth["channel_ms"]
         t = time.perf_counter()
         self.publisher.publish(frame_id=frame_id, snr_db=f.snr_db, delay_spread_s=f.delay_spread_s,
-                               cfo_hz=f.cfo_hz, noise_var=float(np.mean(f.noise_var)))
+                               cfo_hz=f.cfo_hz, noise_var=float(np.mean(f.noise_var)),
+                               delay_spread_below_resolution=f.delay_spread_below_resolution)
         latency["feedback"] = round((time.perf_counter() - t) * 1e3, 3)
         if f.header.payload_len != self.knowledge.num_symbols:
             self.counts["not_decoded"] += 1
@@ -119,7 +122,7 @@ class UserNode:
             return row
         header_cond = (f.header.snr_db, f.header.delay_spread_s)
         use_header = self.config.user.decoder_condition == "header" and None not in header_cond
-        own = self.knowledge.condition_domain.apply(f.snr_db, f.delay_spread_s)
+        own = self.knowledge.condition_domain.apply(f.snr_db, f.delay_spread_s, f.delay_spread_below_resolution)
         t = time.perf_counter()
         lat_est, gates_est = self.knowledge.decode(f.symbols, f.noise_var, *own.as_tuple())
         latency["decode"] = round((time.perf_counter() - t) * 1e3, 3)

@@ -2,15 +2,21 @@
 
 Two estimators over the LS channel of the long training symbols (U used subcarriers):
 
-* ``"pdp"``: power-delay profile from the impulse response. The band is tapered (Kaiser β=4) and
-  inverse-transformed; taps below 4 × the per-tap noise floor are zeroed and the floor is
-  subtracted from the rest; the RMS delay spread then follows Sionna's ``rms_delay_spread``
-  formula ``sqrt(Σ P τ² / Σ P − (Σ P τ / Σ P)²)``. A single path already shows a spread
-  (the taper's main lobe, about 1/bandwidth wide): its second moment, averaged over fractional
-  delays, is subtracted in quadrature.
+* ``"pdp"`` (the receiver's): power-delay profile from the impulse response over the delay window
+  (−8 samples to the preamble CP). The band (its DC hole filled) is tapered (Kaiser β=8, sidelobes below −55 dB) and
+  inverse-transformed. A tap is kept if it is above the noise threshold, set so that noise alone puts
+  :data:`_FALSE_TAPS` taps above it per estimate over the whole window (|noise tap|² is exponential:
+  threshold = ln(window / _FALSE_TAPS) × the per-tap floor; a single far noise tap weighs τ² and would
+  dominate a short channel's spread), and within :data:`_SIDELOBE_DB` of the strongest tap (the taper's
+  sidelobes and noise taps at high SNR); the floor is subtracted from the kept taps. The RMS delay spread
+  then follows Sionna's ``rms_delay_spread`` formula ``sqrt(Σ P τ² / Σ P − (Σ P τ / Σ P)²)``. A single path
+  already shows a spread (the taper's main lobe, about 1/bandwidth wide): its second moment under the same
+  thresholds, averaged over fractional delays, is subtracted in quadrature.
 * ``"coherence"``: from the frequency correlation at lag Δ subcarriers,
   ``ρ(Δ) = Σ H_{k+Δ} H_k* / Σ (|H_k|² − σ²)``; for a PDP with RMS spread τ, ``|ρ| ≈ exp(−(2π Δ τ Δf)² / 2)``
-  so ``τ = sqrt(−2 ln |ρ|) / (2π Δ Δf)``. Δ adapts so that 2πΔτΔf ≈ 0.7 rad.
+  so ``τ = sqrt(−2 ln |ρ|) / (2π Δ Δf)``. Δ adapts so that 2πΔτΔf ≈ 0.7 rad. Biased low where the
+  PDP is far from Gaussian: a line-of-sight path (TDL-D/E) keeps ``|ρ|`` from decaying (reads ~0.4× there,
+  ``bench/estimator_grid.py``); kept for comparison.
 
 Resolution: two paths closer than ~1/bandwidth (U·Δf = 2.88 MHz → ~350 ns at the narrow preset)
 cannot be told apart from one; below that the estimate is dominated by noise and the random
@@ -24,12 +30,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 from scipy.signal.windows import kaiser
 
-_KAISER_BETA = 4.0
+_KAISER_BETA = 8.0
+_EXTENT_BETA = 4.0
 RESOLUTION_BANDWIDTHS = 0.5
 """The resolution floor in units of 1 / occupied bandwidth."""
-_NOISE_THRESHOLD = 4.0
+_NOISE_THRESHOLD = 4.0   # of :meth:`DelaySpreadEstimator.extent`
+_FALSE_TAPS = 1e-4
+_SIDELOBE_DB = 40.0
+ESTIMATORS = ("pdp", "coherence")
 
 
 def rms_delay_spread(pdp: np.ndarray, delays_s: np.ndarray) -> float:
@@ -50,35 +61,54 @@ class DelaySpreadEstimator:
         fft_size: N.
         sample_rate_hz: sample rate (delay tap spacing 1/fs).
         max_delay: largest delay (samples after the FFT window start) considered by ``"pdp"``.
+        method: the estimator :meth:`estimate` uses, one of :data:`ESTIMATORS`.
     """
 
-    def __init__(self, subcarriers: np.ndarray, fft_size: int, sample_rate_hz: float, max_delay: int):
+    def __init__(self, subcarriers: np.ndarray, fft_size: int, sample_rate_hz: float, max_delay: int,
+                 method: str = "pdp"):
+        if method not in ESTIMATORS:
+            raise ValueError(f"unknown delay-spread estimator {method!r}; known: {list(ESTIMATORS)}")
+        self.method = method
         self.k = np.asarray(subcarriers)
         self.n = fft_size
         self.fs = sample_rate_hz
         self.resolution_s = RESOLUTION_BANDWIDTHS * fft_size / (self.k.size * sample_rate_hz)
         self.delays = np.arange(-8, max_delay)
-        self.taper = kaiser(self.k.size, _KAISER_BETA)
-        # tapered inverse DFT from the used subcarriers to the delays: one small matrix product
-        # (the IFFT's values) instead of zero-fill + IFFT + gather per frame
-        self._idft = (np.exp(2j * np.pi * np.outer(self.delays, self.k) / self.n) * self.taper) / self.n
-        self._floor_gain = float((self.taper ** 2).sum()) / self.n ** 2
+        # the band as one contiguous run: the unused DC subcarrier is filled with its neighbours' mean,
+        # else the hole adds a flat pedestal (1/Σtaper)² below the peak at every delay (−31 dB at 96
+        # subcarriers), which the τ² weight turns into a spread
+        band = np.arange(self.k.min(), self.k.max() + 1)
+        self._pos = np.searchsorted(band, self.k)
+        hole = np.setdiff1d(np.arange(band.size), self._pos)
+        self._hole, self._hole_nb = hole, np.searchsorted(self.k, band[hole])  # right neighbour in h
+        self._bins = band % fft_size
+        self._taper_pdp, self._taper_extent = kaiser(band.size, _KAISER_BETA), kaiser(band.size, _EXTENT_BETA)
+        self._threshold = math.log(self.delays.size / _FALSE_TAPS)
         self.kernel_var = float(np.mean([self._spread_samples(
             np.exp(-2j * np.pi * self.k * (10 + f) / self.n), 0.0, subtract=False) ** 2
             for f in np.linspace(0, 1, 16, endpoint=False)]))
 
-    def impulse_response_power(self, h: np.ndarray, noise: float) -> tuple[np.ndarray, float]:
+    def impulse_response_power(self, h: np.ndarray, noise: float, taper: np.ndarray | None = None
+                               ) -> tuple[np.ndarray, float]:
         """|CIR|² on ``self.delays`` of the tapered band and the noise floor per tap.
 
         Args:
             h: channel over used subcarriers, shape (U,), error variance ``noise`` per subcarrier.
+            taper: over the contiguous band (U + the DC hole); default the ``"pdp"`` estimator's.
         """
-        c = self._idft @ h
-        return c.real ** 2 + c.imag ** 2, noise * self._floor_gain
+        taper = self._taper_pdp if taper is None else taper
+        full = np.empty(taper.size, complex)
+        full[self._pos] = h
+        full[self._hole] = 0.5 * (h[self._hole_nb - 1] + h[self._hole_nb])
+        spec = np.zeros(self.n, complex)
+        spec[self._bins] = full * taper
+        c = scipy.fft.ifft(spec)[self.delays]
+        return c.real ** 2 + c.imag ** 2, noise * float((taper ** 2).sum()) / self.n ** 2
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
         p, floor = self.impulse_response_power(h, noise)
-        p = np.where(p > _NOISE_THRESHOLD * floor, p - floor, 0.0)
+        keep = (p > self._threshold * floor) & (p > 10 ** (-_SIDELOBE_DB / 10) * p.max())
+        p = np.where(keep, p - floor, 0.0)
         s = rms_delay_spread(p, self.delays.astype(float))
         return float(np.sqrt(max(s ** 2 - self.kernel_var, 0.0))) if subtract else s
 
@@ -103,6 +133,15 @@ class DelaySpreadEstimator:
             lag = new
         return tau / self.fs
 
+    def estimate(self, h: np.ndarray, noise: float) -> tuple[float, bool]:
+        """The receiver's delay spread: (reported value (s), below resolution), by ``self.method``
+        through :meth:`resolve`.
+
+        Args:
+            h: LS channel over the used subcarriers, shape (U,), error variance ``noise`` per subcarrier.
+        """
+        return self.resolve(getattr(self, self.method)(h, noise))
+
     def resolve(self, tau_s: float) -> tuple[float, bool]:
         """An estimate (s) → (reported value, below resolution): values below ``resolution_s`` (and 0)
         are reported as ``resolution_s`` with the flag set."""
@@ -112,6 +151,6 @@ class DelaySpreadEstimator:
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
         (−25 dB below the strongest tap); −1 if none."""
-        p, floor = self.impulse_response_power(h, noise)
+        p, floor = self.impulse_response_power(h, noise, self._taper_extent)
         above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
         return int(self.delays[above[-1]]) if above.size else -1

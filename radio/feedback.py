@@ -49,8 +49,11 @@ from common.tomlconfig import MAX_TIMEOUT_S, ConfigError, TomlConfig
 from radio.errors import RadioError
 from radio.feedback_gate import SessionGate
 
-SCHEMA_VERSION = 1
-"""Version of the :class:`CsiReport` wire format; a receiver refuses any other."""
+SCHEMA_VERSION = 2
+"""Version of the :class:`CsiReport` wire format this build sends. Version 2 added the flag
+:attr:`CsiValid.DELAY_SPREAD_BELOW_RESOLUTION`; the fields are those of version 1."""
+SUPPORTED_VERSIONS = (1, 2)
+"""Versions a receiver accepts (a version-1 report never carries a version-2 flag); any other is refused."""
 MAX_MESSAGE_BYTES = 1024
 """``ZMQ_MAXMSGSIZE`` of the subscriber: a report is about 60 bytes; anything larger is dropped unread."""
 
@@ -76,22 +79,29 @@ class CsiValid(enum.IntFlag):
     CFO = 4
     NOISE_VAR = 8
     HEADER_CRC_OK = 16
+    DELAY_SPREAD_BELOW_RESOLUTION = 32
+    """(version 2) the channel is shorter than the receiver can resolve: ``delay_spread_s`` carries the
+    resolution floor, an upper bound, not an estimate. Needs :attr:`DELAY_SPREAD`."""
 
     @classmethod
     def all_estimates(cls) -> CsiValid:
         return cls.SNR | cls.DELAY_SPREAD | cls.CFO | cls.NOISE_VAR | cls.HEADER_CRC_OK
 
 
-_ALL_FLAGS = int(CsiValid.all_estimates())
+_FLAGS_OF_VERSION = {1: int(CsiValid.all_estimates()),
+                     2: int(CsiValid.all_estimates() | CsiValid.DELAY_SPREAD_BELOW_RESOLUTION)}
 _CONDITION_FLAGS = CsiValid.SNR | CsiValid.DELAY_SPREAD
 
 
 @dataclass(frozen=True)
 class Condition:
-    """The channel condition CALA gates on: SNR (dB, per used subcarrier) and RMS delay spread (s)."""
+    """The channel condition CALA gates on: SNR (dB, per used subcarrier) and RMS delay spread (s);
+    ``delay_spread_below_resolution``: the delay spread is the receiver's resolution floor (the channel is
+    shorter), see :attr:`CsiValid.DELAY_SPREAD_BELOW_RESOLUTION`."""
 
     snr_db: float
     delay_spread_s: float
+    delay_spread_below_resolution: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,8 @@ class CsiReport:
         delay_spread_s: estimated RMS delay spread, s.
         cfo_hz: estimated carrier frequency offset, Hz.
         noise_var: estimated noise variance (linear, receiver units).
-        flags: :class:`CsiValid` bits; a field whose bit is clear carries 0 and must be ignored.
+        flags: :class:`CsiValid` bits; a field whose bit is clear carries 0 and must be ignored;
+            ``DELAY_SPREAD_BELOW_RESOLUTION`` marks ``delay_spread_s`` as the resolution floor.
         session_id: random 32-bit id of the publisher instance (changes when the user restarts).
         version: schema version.
     """
@@ -126,8 +137,12 @@ class CsiReport:
         _validate(self)
 
     @property
+    def delay_spread_below_resolution(self) -> bool:
+        return bool(self.flags & CsiValid.DELAY_SPREAD_BELOW_RESOLUTION)
+
+    @property
     def condition(self) -> Condition:
-        return Condition(self.snr_db, self.delay_spread_s)
+        return Condition(self.snr_db, self.delay_spread_s, self.delay_spread_below_resolution)
 
     @property
     def has_condition(self) -> bool:
@@ -149,8 +164,8 @@ def _validate(r: CsiReport) -> None:
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise MalformedReport(f"{name} must be a finite number, got {value!r}")
-    if r.version != SCHEMA_VERSION:
-        raise MalformedReport(f"unsupported schema version {r.version} (this build speaks {SCHEMA_VERSION})")
+    if r.version not in SUPPORTED_VERSIONS:
+        raise MalformedReport(f"unsupported schema version {r.version} (this build speaks {SUPPORTED_VERSIONS})")
     if not 0 <= r.seq <= _U63 or not 0 <= r.frame_id <= _U63 or not 0 <= r.session_id < 2**32:
         raise MalformedReport(f"seq/frame_id/session_id out of range: {r.seq}, {r.frame_id}, {r.session_id}")
     if r.timestamp_s < 0:
@@ -163,8 +178,11 @@ def _validate(r: CsiReport) -> None:
         raise MalformedReport(f"|cfo_hz| {r.cfo_hz} above {_MAX_ABS_CFO_HZ}")
     if r.noise_var < 0:
         raise MalformedReport(f"noise_var must be ≥ 0, got {r.noise_var}")
-    if r.flags & ~_ALL_FLAGS or r.flags < 0:
-        raise MalformedReport(f"unknown validity flag bits in {r.flags:#x}")
+    if r.flags & ~_FLAGS_OF_VERSION[r.version] or r.flags < 0:
+        raise MalformedReport(f"unknown validity flag bits in {r.flags:#x} for schema version {r.version}")
+    if r.delay_spread_below_resolution and (not r.flags & CsiValid.DELAY_SPREAD or r.delay_spread_s <= 0):
+        raise MalformedReport("DELAY_SPREAD_BELOW_RESOLUTION needs the DELAY_SPREAD flag and the floor "
+                              f"(> 0) in delay_spread_s, got flags {r.flags:#x}, delay_spread_s {r.delay_spread_s}")
 
 
 def encode_report(report: CsiReport) -> bytes:
@@ -181,8 +199,8 @@ def decode_report(data: bytes) -> CsiReport:
         raise MalformedReport(f"not a msgpack message: {exc}") from None
     if not isinstance(items, list) or not items:
         raise MalformedReport(f"expected a msgpack array, got {type(items).__name__}")
-    if items[0] != SCHEMA_VERSION:
-        raise MalformedReport(f"unsupported schema version {items[0]!r} (this build speaks {SCHEMA_VERSION})")
+    if isinstance(items[0], bool) or items[0] not in SUPPORTED_VERSIONS:
+        raise MalformedReport(f"unsupported schema version {items[0]!r} (this build speaks {SUPPORTED_VERSIONS})")
     if len(items) != len(_FIELDS):
         raise MalformedReport(f"expected {len(_FIELDS)} fields, got {len(items)}")
     return CsiReport(**dict(zip(_FIELDS, items)))
@@ -317,12 +335,16 @@ class CsiPublisher:
         self._seq = 0
 
     def publish(self, *, frame_id: int, snr_db: float, delay_spread_s: float, cfo_hz: float = 0.0,
-                noise_var: float = 0.0, flags: int | None = None) -> CsiReport:
+                noise_var: float = 0.0, flags: int | None = None,
+                delay_spread_below_resolution: bool = False) -> CsiReport:
         """Stamp (sequence number, monotonic time), validate and send one report; returns it. A finite SNR or
         delay spread beyond the wire's range is sent as the range's end (a 140 dB estimate on a clean
-        loopback is "very high", not malformed)."""
+        loopback is "very high", not malformed). ``delay_spread_below_resolution`` (the receiver's flag;
+        ``delay_spread_s`` is then its floor) sets :attr:`CsiValid.DELAY_SPREAD_BELOW_RESOLUTION`."""
         if flags is None:
             flags = int(CsiValid.SNR | CsiValid.DELAY_SPREAD)
+        if delay_spread_below_resolution:
+            flags |= CsiValid.DELAY_SPREAD_BELOW_RESOLUTION
         snr_db = min(max(float(snr_db), _SNR_RANGE_DB[0]), _SNR_RANGE_DB[1])
         delay_spread_s = min(max(float(delay_spread_s), 0.0), _MAX_DELAY_SPREAD_S)
         report = CsiReport(seq=self._seq, timestamp_s=time.monotonic(), frame_id=int(frame_id),

@@ -353,7 +353,7 @@ class Receiver:
             self.stats.rejected_candidates += 1
             return None, 0
         h, kept = self.estimator.filter(h_ls, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
-        ds_s, ds_below = self.ds.resolve(self.ds.coherence(h_ls, n0 / 2))
+        ds_s, ds_below = self.ds.estimate(h_ls, n0 / 2)
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
         def report(status: str, header=None, symbols=None, noise_var=None, snr=None, end=None):

@@ -12,6 +12,8 @@ SNR in [snr_db_min, snr_db_max]           as reported
 SNR below / above the range, ±inf         the range's end (``snr_below_range`` / ``snr_above_range``)
 SNR NaN or missing                        ``snr_db_min``, the pessimistic end (``snr_not_estimable``)
 delay spread < ``resolution_s`` (0 too)   ``below_resolution_value`` (``delay_spread_below_resolution``)
+flagged below resolution by the receiver  ``below_resolution_value`` (``delay_spread_below_resolution``),
+                                          whatever the value (it is the receiver's floor)
 delay spread ≥ floor but < range minimum  ``delay_spread_s_min`` (``delay_spread_below_range``)
 delay spread above the range, +inf        ``delay_spread_s_max`` (``delay_spread_above_range``)
 delay spread NaN, negative or missing     the range's geometric centre (``delay_spread_not_estimable``)
@@ -20,7 +22,10 @@ delay spread NaN, negative or missing     the range's geometric centre (``delay_
 The delay-resolution floor is the numerology's: a channel shorter than about one sample of the occupied
 bandwidth (``1 / (num_used_subcarriers · subcarrier_spacing)``, 347 ns for the default 96 × 30 kHz) cannot
 be told apart from a single path, so every such report means "somewhere between the trained minimum and
-the floor" and maps to the geometric centre of that interval. T-KA trains through the same mapping
+the floor" and maps to the geometric centre of that interval. A receiver with its own floor (the
+testbed's is half of this one) reports "below resolution" as a flag (``below_resolution``), which maps by
+the same rule whatever the value, so a domain with another floor, or with the rule off by value
+(``resolution_s = 0``), still acts on it. T-KA trains through the same mapping
 (:mod:`experiments.frame_link`), so the gate it learns for "below resolution" is the one the loop uses.
 
 >>> d = ConditionDomain(resolution_s=347e-9)
@@ -29,6 +34,8 @@ the floor" and maps to the geometric centre of that interval. T-KA trains throug
 (20.0, 102, ('snr_above_range', 'delay_spread_below_resolution'))
 >>> d.apply(float("nan"), 1e-6).applied
 ('snr_not_estimable',)
+>>> d.apply(10.0, 400e-9, below_resolution=True).applied    # the receiver's own floor said so
+('delay_spread_below_resolution',)
 """
 from __future__ import annotations
 
@@ -107,10 +114,15 @@ class ConditionDomain:
         return (0.5 * (self.snr_db_min + self.snr_db_max),
                 math.sqrt(self.delay_spread_s_min * self.delay_spread_s_max))
 
-    def apply(self, snr_db: float | None, delay_spread_s: float | None) -> DomainCondition:
-        """Map a reported (SNR dB, delay spread s) — any float, NaN, ±inf or None — into the domain."""
+    def apply(self, snr_db: float | None, delay_spread_s: float | None,
+              below_resolution: bool = False) -> DomainCondition:
+        """Map a reported (SNR dB, delay spread s) — any float, NaN, ±inf or None — into the domain;
+        ``below_resolution``: the reporter flagged its delay spread as below its resolution floor."""
         applied: list[str] = []
         snr = self._snr(snr_db, applied)
+        if below_resolution:
+            applied.append("delay_spread_below_resolution")
+            return DomainCondition(snr, self.below_resolution_value, tuple(applied))
         tau = self._delay_spread(delay_spread_s, applied)
         return DomainCondition(snr, tau, tuple(applied))
 

@@ -26,6 +26,17 @@ def test_delay_spreads_below_resolution_map_to_one_recorded_value(tau):
     Condition(*c.as_tuple()).normalised(1)            # the codec accepts it
 
 
+@pytest.mark.parametrize("tau", [20e-9, 400e-9, 2e-6, math.nan])
+def test_a_report_flagged_below_resolution_maps_by_the_flag_not_its_value(tau):
+    """The receiver's floor is its own (here above the domain's, or a value the domain would take as
+    measured): the flag alone decides, with the rule's tag and value; unflagged, the value decides."""
+    for domain in (DOMAIN, ConditionDomain(resolution_s=0.0)):
+        c = domain.apply(12.0, tau, below_resolution=True)
+        assert c.applied == ("delay_spread_below_resolution",)
+        assert (c.snr_db, c.delay_spread_s) == (12.0, domain.below_resolution_value)
+    assert "delay_spread_below_resolution" not in DOMAIN.apply(12.0, 2e-6).applied
+
+
 @pytest.mark.parametrize(("snr", "want", "tag"), [(-10.0, 0.0, "snr_below_range"), (40.0, 20.0, "snr_above_range"),
                                                   (math.inf, 20.0, "snr_above_range"),
                                                   (-math.inf, 0.0, "snr_below_range"),

@@ -39,6 +39,10 @@ def test_three_processes_survive_reports_outside_the_domain(tmp_path):
     assert "delay_spread_below_resolution" in _tags(user, "dec_condition_applied")
     assert "snr_above_range" in _tags(user, "dec_condition_applied")
     assert "snr_above_range" in _tags(edge, "enc_condition_applied")
+    # the receiver's below-resolution flag is recorded on both sides, travels in the feedback and is acted on
+    assert any(r["delay_spread_below_resolution_est"] for r in user)
+    flagged = [r for r in edge if r["csi_delay_spread_below_resolution"]]
+    assert flagged and all("delay_spread_below_resolution" in r["enc_condition_applied"] for r in flagged)
     for r in edge:
         assert 0.0 <= r["enc_snr_db"] <= 20.0 and r["enc_delay_spread_s"] > 0
     assert all(r["dec_delay_spread_s"] > 0 for r in user)

@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "emulator_throughput.py"
 
 
@@ -33,3 +35,9 @@ def test_estimator_grid_bench_smoke(tmp_path: Path) -> None:
     for r in rows:
         assert r["detection_rate"] >= 0.75 and r["frames"] == 4      # 10 and 20 dB cells: at most one frame lost
         assert r["nmse_db"] is not None
+        # every estimator on every detected frame, against the realised and the nominal spread; the
+        # receiver's own estimate is the "pdp" one (the bench feeds the frame's final noise estimate, the
+        # receiver its preamble-only one, hence not exactly equal)
+        assert set(r["ds_estimators"]) == {"pdp", "coherence"}
+        assert r["ds_estimators"]["pdp"]["mean_s"] == pytest.approx(r["ds_est_mean_s"], rel=0.05)
+        assert all(v["rel_rmse"] >= 0 and v["rel_rmse_nominal"] >= 0 for v in r["ds_estimators"].values())

@@ -61,3 +61,36 @@ def test_has_condition_needs_both_flags():
     assert not _report(flags=int(CsiValid.SNR)).has_condition
     assert not _report(flags=int(CsiValid.DELAY_SPREAD | CsiValid.CFO)).has_condition
     assert _report(flags=int(CsiValid.SNR | CsiValid.DELAY_SPREAD)).has_condition
+
+
+_BELOW = CsiValid.SNR | CsiValid.DELAY_SPREAD | CsiValid.DELAY_SPREAD_BELOW_RESOLUTION
+
+
+def test_below_resolution_flag_round_trips_into_the_condition():
+    r = _report(flags=int(_BELOW), delay_spread_s=28e-9)
+    back = decode_report(encode_report(r))
+    assert back.delay_spread_below_resolution and back.condition.delay_spread_below_resolution
+    assert back.condition.delay_spread_s == 28e-9
+    assert not _report().condition.delay_spread_below_resolution
+
+
+def test_a_version_1_report_is_still_accepted_without_the_flag():
+    items = msgpack.unpackb(encode_report(_report(flags=int(CsiValid.SNR | CsiValid.DELAY_SPREAD))))
+    assert items[0] == SCHEMA_VERSION == 2
+    items[0] = 1
+    old = decode_report(_packed(items))
+    assert old.version == 1 and old.has_condition and not old.delay_spread_below_resolution
+
+
+@pytest.mark.parametrize("items,reason", [
+    # a version-1 sender cannot know the flag: a v1 report carrying it is forged or corrupt
+    ([1, 0, 0, 0.0, 0, 10.0, 28e-9, 0.0, 0.0, int(_BELOW)], "for schema version 1"),
+    # the flag qualifies a delay spread: without DELAY_SPREAD, or without the floor, it means nothing
+    ([2, 0, 0, 0.0, 0, 10.0, 28e-9, 0.0, 0.0, int(CsiValid.SNR | CsiValid.DELAY_SPREAD_BELOW_RESOLUTION)],
+     "needs the DELAY_SPREAD flag"),
+    ([2, 0, 0, 0.0, 0, 10.0, 0.0, 0.0, 0.0, int(_BELOW)], "needs the DELAY_SPREAD flag and the floor"),
+    ([True, 0, 0, 0.0, 0, 10.0, 1e-7, 0.0, 0.0, 3], "unsupported schema version"),
+])
+def test_inconsistent_below_resolution_reports_are_refused_with_a_reason(items, reason):
+    with pytest.raises(MalformedReport, match=reason):
+        decode_report(_packed(items))

@@ -46,6 +46,18 @@ def test_fallback_before_any_report_then_feedback(link):
     assert sub.counters.fallbacks == 1
 
 
+def test_below_resolution_flag_reaches_the_edge_and_a_forged_one_is_counted_malformed(link):
+    pub, sub = link
+    sent = pub.publish_until_received(sub, frame_id=5, snr_db=12.0, delay_spread_s=28e-9,
+                                      delay_spread_below_resolution=True)
+    assert sent.flags & CsiValid.DELAY_SPREAD_BELOW_RESOLUTION
+    assert sub.condition().condition == Condition(12.0, 28e-9, delay_spread_below_resolution=True)
+    forged = encode_report(sent)[:-1] + bytes([int(CsiValid.SNR | CsiValid.DELAY_SPREAD_BELOW_RESOLUTION)])
+    pub.send_raw(forged)  # the flag without DELAY_SPREAD: refused, the last good report stays
+    assert _poll_until(sub, lambda: sub.counters.malformed == 1)
+    assert sub.condition().condition.delay_spread_below_resolution and sub.latest.seq == sent.seq
+
+
 def test_stale_report_falls_back_and_says_so(link):
     pub, sub = link
     pub.publish_until_received(sub, frame_id=1, snr_db=3.0, delay_spread_s=50e-9)
