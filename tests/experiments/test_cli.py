@@ -22,8 +22,12 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
 
 
 def test_in_process_run_with_the_shipped_models(tmp_path):
+    # the edge waits for the report on the previous frame; a generous wait keeps a loaded CI machine from turning
+    # "encoded on feedback" into a fallback (the wait ends as soon as the report arrives)
+    default_config().replace(edge={"feedback_wait_s": 60.0}).save(tmp_path / "cfg.toml")
     out = tmp_path / "run"
-    assert main(["run", "--backend", "emulator", "--frames", "3", "--out", str(out)]) == 0
+    assert main(["run", "--config", str(tmp_path / "cfg.toml"), "--backend", "emulator", "--frames", "3",
+                 "--out", str(out)]) == 0
     rows = read_jsonl(out / "frames.jsonl")
     decoded = [r for r in rows if r["received"]]
     assert len(rows) == 3 and len(decoded) >= 2

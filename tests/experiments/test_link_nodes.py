@@ -38,7 +38,8 @@ def _start(role, cfg, out, generate_delay_s=0.0):
 
 
 def test_in_process_run_decodes_every_frame_with_fresh_feedback(tmp_path):
-    cfg = _config(num_frames=5, backend="emulator")
+    # a generous feedback wait (it ends when the report arrives): a loaded machine must not turn feedback into fallback
+    cfg = _config(num_frames=5, backend="emulator").replace(edge={"feedback_wait_s": 30.0})
     assert nodes.run_in_process(cfg, tmp_path, StubKnowledge(), StubKnowledge()) == 0
     rows = join_frames(tmp_path)
     assert [r["frame_id"] for r in rows] == list(range(5))
