@@ -96,19 +96,22 @@ class FeedbackPath:
                                               delay_spread_s=fallback[1])
         self._frame_id = 0
 
-    def report(self, snr_db: float, delay_spread_s: float) -> None:
-        """Publish one estimate and wait (≤ 2 s) until the edge side holds it."""
+    def report(self, snr_db: float, delay_spread_s: float, below_resolution: bool) -> None:
+        """Publish one estimate (with the receiver's below-resolution flag) and wait (≤ 2 s) until the edge side
+        holds it."""
         self._frame_id += 1
-        self.publisher.publish(frame_id=self._frame_id, snr_db=snr_db, delay_spread_s=delay_spread_s)
+        self.publisher.publish(frame_id=self._frame_id, snr_db=snr_db, delay_spread_s=delay_spread_s,
+                               delay_spread_below_resolution=below_resolution)
         for _ in range(200):
             self.subscriber.poll(0.01)
             if self.subscriber.latest is not None and self.subscriber.latest.frame_id == self._frame_id:
                 return
         raise TimeoutError("CSI report not delivered over loopback within 2 s")
 
-    def condition(self) -> tuple[float, float]:
+    def condition(self) -> tuple[float, float, bool]:
+        """The newest report's SNR (dB), delay spread (s) and below-resolution flag."""
         c = self.subscriber.condition().condition
-        return (c.snr_db, c.delay_spread_s)
+        return (c.snr_db, c.delay_spread_s, c.delay_spread_below_resolution)
 
     def close(self) -> None:
         self.publisher.close()
@@ -153,6 +156,13 @@ class ClosedLoop:
         finally:
             feedback.close()
 
+    def _own_condition(self, frame) -> tuple[float, float] | None:
+        """The codec condition of a received frame's own estimate (its below-resolution flag included), as the user
+        node maps it; ``None`` for a lost frame."""
+        if frame is None:
+            return None
+        return self.domain.apply(frame.snr_db, frame.delay_spread_s, frame.delay_spread_below_resolution).as_tuple()
+
     # -- one frame, every method --------------------------------------------------------------------------
     def _frame(self, cell: Cell, j: int, z: torch.Tensor, feedback: FeedbackPath) -> list[dict]:
         c, d = self.codecs, self.domain
@@ -161,17 +171,18 @@ class ClosedLoop:
         enc_fb = d.apply(*feedback.condition()).as_tuple()
         frame, truth = send(c.cala, z, enc_fb)
         if frame is not None:
-            feedback.report(frame.snr_db, frame.delay_spread_s)
+            feedback.report(frame.snr_db, frame.delay_spread_s, frame.delay_spread_below_resolution)
         if j < 0:
             return []
         genie = d.apply(truth.snr_db, truth.delay_spread_s).as_tuple()
-        own = d.apply(frame.snr_db, frame.delay_spread_s).as_tuple() if frame is not None else None
+        own = self._own_condition(frame)
         mean = c.cala.latent_mean[None, :, None, None].expand_as(z)
         out: list[dict] = []
         base = {"cell": cell.key, "profile": cell.profile, "snr_db": cell.snr_db, "delay_spread_s": cell.delay_spread_s,
                 "frame": j, "true_snr_db": truth.snr_db, "true_delay_spread_s": truth.delay_spread_s,
                 "est_snr_db": None if frame is None else frame.snr_db,
                 "est_delay_spread_s": None if frame is None else frame.delay_spread_s,
+                "est_delay_spread_below_resolution": None if frame is None else frame.delay_spread_below_resolution,
                 "enc_feedback_snr_db": enc_fb[0], "enc_feedback_delay_spread_s": enc_fb[1]}
 
         def row(method: str, rec: torch.Tensor | None) -> None:
@@ -190,7 +201,7 @@ class ClosedLoop:
             row("cala_genie", self._decode(c.cala, f_genie, genie))
         for g in self.fixed_gates if self._want("fixed") or self._want("ablations") else ():
             f_fix, _ = send(c.cala, z, g)
-            own_fix = d.apply(f_fix.snr_db, f_fix.delay_spread_s).as_tuple() if f_fix is not None else None
+            own_fix = self._own_condition(f_fix)
             if self._want("fixed"):
                 row(f"cala_fixed@{g[0]:g}", self._decode(c.cala, f_fix, g))
             if self._want("ablations"):
@@ -208,7 +219,7 @@ class ClosedLoop:
             if codec is None or not self._want(name):
                 continue
             f_e, _ = send(codec, z, enc_fb)
-            own_e = d.apply(f_e.snr_db, f_e.delay_spread_s).as_tuple() if f_e is not None else None
+            own_e = self._own_condition(f_e)
             row(f"{name}_estimated", self._decode(codec, f_e, own_e))
             if name == "blind":
                 for g in self.fixed_gates:

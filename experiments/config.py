@@ -132,7 +132,7 @@ class EdgeSection(TomlConfig):
     """
 
     num_frames: int = 12
-    prompts: list[str] = field(default_factory=lambda: ["a photo of {metaword}"])
+    prompts: list[str] = field(default_factory=lambda: ["a photo of a {metaword}"])
     seed: int = 1000
     knowledge_package: str = ""
     condition: str = "feedback"

@@ -165,7 +165,7 @@ class FrameLink:
                 dec[:, n] = self.domain.apply(None, None).as_tuple()
                 continue
             y[n], nv[n] = unbiased(frame.symbols, frame.noise_var)
-            report = self.domain.apply(frame.snr_db, frame.delay_spread_s)
+            report = self.domain.apply(frame.snr_db, frame.delay_spread_s, frame.delay_spread_below_resolution)
             dec[:, n] = report.as_tuple()
             received[n] = True
             self._reports[_cell(snr, tau, model)] = report.as_tuple()

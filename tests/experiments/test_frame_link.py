@@ -117,3 +117,14 @@ def test_a_real_scale_latent_rides_one_frame():
     with torch.no_grad():
         out = codec.decode(rx, torch.from_numpy(no_eff)[None], (25.0, 100e-9))
     assert out.shape == (1, 4, 64, 64) and bool(torch.isfinite(out).all())
+
+
+def test_a_channel_shorter_than_the_resolution_reaches_the_decoder_as_below_resolution(link):
+    """A 30 ns TDL-A channel is below the narrow preset's resolution: the decoder is gated on the domain's
+    below-resolution value (the receiver's flag, or its floor below the domain's resolution), never on a made-up
+    spread."""
+    x = torch.exp(2j * torch.pi * torch.rand(8, 128, generator=torch.Generator().manual_seed(2))).to(torch.complex64)
+    out = link(x, _nominal(20.0, tau=30e-9, n=8))
+    assert bool(out.received.all())
+    below = torch.as_tensor(link.domain.below_resolution_value, dtype=out.decoder_condition.delay_spread_s.dtype)
+    assert int((out.decoder_condition.delay_spread_s == below).sum()) >= 6
