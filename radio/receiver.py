@@ -36,6 +36,8 @@ _PILOT_SPREAD_MARGIN = 1.5  # the header's 8 agreements understate the spread: w
 _PILOT_FAIL_ALPHA = 1e-3  # a frame is refused when its count of failing symbols is this unlikely
 _NARROW_OCCUPANCY = 96 / 128  # used / FFT subcarriers of the preset ReceiverConfig.detection_threshold is set for
 _SCALE_RANGE = (1e-12, 1e12)  # peak |sample| a buffer may have (float32 powers stay finite and normal)
+_SURE_LAG_CORRELATION = 0.8  # an LTS pair at ≥ 6 dB; a start one N off reaches ≤ (Gp − cp/2)/N ≤ 0.66 (+ noise)
+_SURE_FRACTION = 0.5  # and its matched filter holds at least this (see Receiver._verify)
 _FULL_CP_WINDOW = 64  # CPs up to this many samples are always inside the channel filter's delay window
 
 
@@ -257,19 +259,24 @@ class Receiver:
         spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
         return spec
 
-    def _verify(self, lts1: int) -> tuple[float, int, int, float]:
+    def _verify(self, lts1: int) -> tuple[float, int, int, float, bool]:
         """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
-        ``lts1``: (CFO (subcarriers), FFT window start w, first path (buffer indices), fraction). The CFO is
-        measured at this timing, whatever the coarse one: fractional from the pair, integer from both copies
-        summed (windows from cp/2 into the guard: no ISI from paths up to Gp - cp/2)."""
+        ``lts1``: (CFO (subcarriers), FFT window start w, first path (buffer indices), fraction, unambiguous).
+        The CFO is measured at this timing, whatever the coarse one: fractional from the pair, integer from
+        both copies summed (windows from cp/2 into the guard: no ISI from paths up to Gp - cp/2).
+        Unambiguous: the two windows are one N-periodic signal (normalised lag-N correlation at least
+        :data:`_SURE_LAG_CORRELATION`) and the matched filter holds at least :data:`_SURE_FRACTION`: no other
+        start one N away can be the LTS pair."""
         buf, n, cp, d = self._buf, self.cfg.fft_size, self.cfg.cp_length, sync.DECIMATION
         s0 = lts1 - cp // 2
         a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
-        cfo_frac = sync.fractional_cfo(complex(np.vdot(a, b)))
+        lag = complex(np.vdot(a, b))
+        cfo_frac = sync.fractional_cfo(lag)
         pair = (a + b * cmath.exp(-2j * math.pi * cfo_frac)) * phase_ramp(cfo_frac, n, n)
         cfo = cfo_frac + self._integer_cfo(scipy.fft.fft(pair))[0]
         w, first, fraction = self._fine_timing(buf, lts1 - cp - 2 * d, cfo)
-        return cfo, w, first, fraction
+        periodic = abs(lag) ** 2 >= _SURE_LAG_CORRELATION ** 2 * float(np.vdot(a, a).real) * float(np.vdot(b, b).real)
+        return cfo, w, first, fraction, periodic and fraction >= _SURE_FRACTION
 
     def _decode(self, p: int, cfo_frac: float, final: bool) -> tuple[ReceivedFrame | None, int]:
         cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
@@ -288,16 +295,23 @@ class Receiver:
         tap = self._integer_cfo(scipy.fft.fft(win))[1]
         # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
         # whose matched filter (pair summed) collects the most energy (the other pairs one copy with the
-        # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %)
-        early = c0 + tap - n * (math.floor((c0 + tap - (p + n + gp)) / n) + 1)
+        # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %).
+        # The start nearer p's goes first, and an unambiguous one (see _verify) ends the search: it won in
+        # every one of ~3500 decodes (4 presets, TDL-A..E, -6..40 dB) where both were verified, and spares
+        # the second verification in most frames above ~6 dB
+        expected = p + n + gp
+        early = c0 + tap - n * (math.floor((c0 + tap - expected) / n) + 1)
         if early + 3 * n + 2 * cp + 2 * d + 1 > buf.size:
             if final:
                 self.stats.truncated_frames += 1
                 return None, 0
             raise _Wait
-        cfo, w, first, fraction = max(
-            (self._verify(s) for s in (early, early + n) if s - 2 * cp - 2 * d >= 0),
-            key=lambda r: r[-1], default=(0.0, 0, 0, 0.0))
+        verified = []
+        for s in sorted((s for s in (early, early + n) if s - 2 * cp - 2 * d >= 0), key=lambda s: abs(s - expected)):
+            verified.append(self._verify(s))
+            if verified[-1][-1]:
+                break
+        cfo, w, first, fraction, _ = max(verified, key=lambda r: r[3], default=(0.0, 0, 0, 0.0, False))
         if fraction < rxc.verify_threshold or self._buf_start + w < self._lts_floor:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1

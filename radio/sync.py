@@ -23,19 +23,27 @@ DECIMATION = 8
 @njit
 def best_circular_window(power: np.ndarray, window: int) -> tuple[int, int]:
     """(row, t) of the largest circular window energy ``Σ_{j=t+1}^{t+window} power[row, j mod N]`` of a
-    (R, N) float array, the first maximum in row-major order (as numpy's argmax). One running sum per
-    row, in float64 (loop-shaped: compiled by :func:`radio.jit.njit`)."""
+    (R, N) float array (window < N), the first maximum in row-major order (as numpy's argmax of the
+    (R, N) energies). Running sums in float64, the rows advanced together (R independent additions per
+    step instead of one chain of dependent ones); loop-shaped, compiled by :func:`radio.jit.njit`."""
     rows, n = power.shape
-    best, best_row, best_t = -1.0, 0, 0
+    energy = np.zeros(rows)
     for r in range(rows):
-        energy = 0.0
         for j in range(1, window + 1):
-            energy += power[r, j % n]
-        for t in range(n):
-            if energy > best:
-                best, best_row, best_t = energy, r, t
-            energy += power[r, (t + window + 1) % n] - power[r, (t + 1) % n]
-    return best_row, best_t
+            energy[r] += power[r, j]
+    best = np.full(rows, -1.0)
+    best_t = np.zeros(rows, np.int64)
+    for t in range(n):
+        add, drop = (t + window + 1) % n, (t + 1) % n
+        for r in range(rows):
+            if energy[r] > best[r]:
+                best[r], best_t[r] = energy[r], t
+            energy[r] += power[r, add] - power[r, drop]
+    row = 0
+    for r in range(rows):
+        if best[r] > best[row]:
+            row = r
+    return row, best_t[row]
 
 
 @njit
@@ -165,7 +173,9 @@ class IntegerCfo:
         self.shifts = np.arange(-max_shift, max_shift + 1)
         self.bins = (subcarriers[None, :] + self.shifts[:, None]) % fft_size
         self.ref = np.conj(pre.lts_values).astype(np.complex64)
-        self.slots = subcarriers % fft_size
+        # the used bins of every shift's row in the flattened (shifts, N) spectrum (a flat scatter is ~3× faster
+        # than a 2-D fancy-indexed one)
+        self._flat_slots = (fft_size * np.arange(self.shifts.size)[:, None] + subcarriers % fft_size).reshape(-1)
         self.fft_size = fft_size
         self.window = window
 
@@ -178,7 +188,7 @@ class IntegerCfo:
                 part, fractional CFO already removed.
         """
         spec = np.zeros((self.shifts.size, self.fft_size), np.complex64)
-        spec[:, self.slots] = lts_spec[self.bins] * self.ref
+        spec.reshape(-1)[self._flat_slots] = (lts_spec[self.bins] * self.ref).reshape(-1)
         cir = scipy.fft.ifft(spec, axis=1)
         best, tap = best_circular_window(cir.real ** 2 + cir.imag ** 2, self.window)
         return int(self.shifts[best]), int(tap)
@@ -219,8 +229,8 @@ class FineTiming:
             cfo: CFO to remove (subcarriers).
         """
         n, m = self.n, self.pair_length
-        first = samples[lo:lo + m].astype(np.complex128)
-        pair = first + samples[lo + n:lo + n + m] * cmath.exp(-2j * math.pi * cfo)
+        pair = samples[lo + n:lo + n + m] * np.complex128(cmath.exp(-2j * math.pi * cfo))
+        pair += samples[lo:lo + m]
         pair *= phase_ramp(cfo, n, m)
         # Σ_m conj(t[m]) pair[d + m]: circular correlation, free of wrap-around for d ≤ m − N
         return scipy.fft.ifft(scipy.fft.fft(pair, self.nfft) * self._template_spec)[:m - n + 1]
