@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+_NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
+
 
 @lru_cache(maxsize=256)
 def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,7 +103,11 @@ class ChannelEstimator:
         if method == "dft":
             return ramp * _real_matvec(v_r, coef), lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        return ramp * _real_matvec(v_r, gain.astype(np.float32) * coef), float(gain @ gain) / u
+        # directions with a gain below 1e-9 (λ descending: a tail, at the wide presets ~40 % of W, where λ is
+        # rounding noise) change the float32 result by less than its rounding: left out of the product
+        used = int(np.count_nonzero(gain >= _NEGLIGIBLE_GAIN))
+        return (ramp * _real_matvec(v_r[:, :used], gain[:used].astype(np.float32) * coef[:used]),
+                float(gain @ gain) / u)
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -513,16 +513,13 @@ class Receiver:
         nh = yh.shape[0]
         pilots = g.pilots(0, nh + yp.shape[0])
         ref = np.concatenate([h[None, g.pilot_idx] * pilots[:nh], hp[:, g.pilot_idx] * pilots[nh:]])
-
-        def agreement(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-            yp_ = y[:, g.pilot_idx]
-            num = np.abs(np.sum(yp_ * np.conj(x), axis=1))
-            den = np.sqrt(np.sum(np.abs(yp_) ** 2, axis=1) * np.sum(np.abs(x) ** 2, axis=1))
-            return num / np.maximum(den, np.finfo(np.float32).tiny)
-
-        header = agreement(yh, ref[:nh])
-        level, spread = float(np.mean(header)), _PILOT_SPREAD_MARGIN * float(np.std(header)) + 1e-6
-        failing = int(np.count_nonzero(agreement(yp, ref[nh:]) < 0.5 * level))
+        y = np.concatenate([yh[:, g.pilot_idx], yp[:, g.pilot_idx]])  # header rows, then payload rows
+        num = np.abs((y * np.conj(ref)).sum(axis=1))
+        den = np.sqrt((np.abs(y) ** 2).sum(axis=1) * (np.abs(ref) ** 2).sum(axis=1))
+        agreement = num / np.maximum(den, np.finfo(np.float32).tiny)
+        header = agreement[:nh]
+        level, spread = float(header.mean()), _PILOT_SPREAD_MARGIN * float(header.std()) + 1e-6
+        failing = int(np.count_nonzero(agreement[nh:] < 0.5 * level))
         # a payload symbol of the frame falls below half the header level about as often as a Gaussian of the
         # header symbols' mean and spread does (~0.05 at -5 dB, ~0 at high SNR)
         # (scipy.special's ndtr and bdtrc are scipy.stats' norm.cdf and binom.sf without their ~0.1 ms of overhead)
