@@ -204,7 +204,7 @@ class FineTiming:
 
     Args:
         template: one LTS body in time, shape (N,).
-        span: window starts searched (``hi - lo``, see :meth:`__call__`).
+        span: how far past ``lo`` (see :meth:`__call__`) the first LTS body start is searched, samples.
         window: cyclic-prefix length: energy of the matched-filter taps in ``[w, w + window]`` is
             the ISI-free energy for an FFT window starting at w.
         self_energy: the window energy of a noiseless unit path
@@ -221,11 +221,11 @@ class FineTiming:
         self._self_energy = self_energy
 
     def taps(self, samples: np.ndarray, lo: int, cfo: float) -> np.ndarray:
-        """Matched-filter output of the pair (both LTS copies summed) for window starts ``lo ..
-        lo + span + window``, complex128 (span + window + 1,), up to a common phase.
+        """Matched-filter output of the pair (both LTS copies summed) at lags ``0 .. span + window + 1`` after
+        ``lo``, complex128 (span + window + 2,), up to a common phase.
 
         Args:
-            samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + 2N + window)``.
+            samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + window + 1 + 2N)``.
             cfo: CFO to remove (subcarriers).
         """
         n, m = self.n, self.pair_length
