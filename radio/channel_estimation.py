@@ -18,25 +18,43 @@ from functools import lru_cache
 
 import numpy as np
 
+_NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
+
 
 @lru_cache(maxsize=256)
 def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigen-decomposition of the frequency correlation R of a uniform PDP on delays d0..d1-1 (unit
     average power), for the used subcarriers in ``key``, restricted to R's W = d1 - d0 nonzero
-    eigenvalues (the rest are rounding noise): (λ (W,) descending, V (U, W), Vᴴ (W, U)), contiguous.
-    The DFT projection is ``V Vᴴ``. Shared by all receivers.
+    eigenvalues (the rest are rounding noise): (λ (W,) descending, ramp (U,) complex64, V_r (U, W) float32),
+    with R's eigenvectors ``V = diag(ramp) V_r``. The DFT projection is ``V Vᴴ``. Shared by all receivers.
 
-    Rank W keeps the matrix-vector products small (single-threaded in BLAS: a full U×U product
-    crosses OpenBLAS's threading threshold and costs ~0.5 ms on a busy machine)."""
+    The eigenvectors are real up to one phase ramp: with the window's centre c and ``m = d − c`` (symmetric
+    about 0), ``F = diag(e^{−j2πkc/N}) F_c`` and ``F_c F_cᴴ = B Bᵀ`` with B the real U × W matrix of the
+    columns ``cos(2πkm/N)`` (m = 0) and ``√2 cos(2πkm/N)``, ``√2 sin(2πkm/N)`` (m > 0). A real V_r is half
+    the bytes of a complex V, and the products with it are memory-bound (U·W values: 1200 × 900 at
+    wide-30.72). Rank W keeps them small (single-threaded in BLAS: a full U×U product crosses OpenBLAS's
+    threading threshold and costs ~0.5 ms on a busy machine)."""
     k = np.frombuffer(key[0], dtype=np.int64)
-    d = np.arange(d0, d1)
-    f = np.exp(-2j * np.pi * np.outer(k, d) / key[1])  # U × W
-    # R = F Fᴴ / W: its eigenvectors are F's left singular vectors (an O(U·W²) SVD instead of an O(U³)
-    # eigen-decomposition; the same basis, and ~40 s less per window at the wide-30.72 preset's U = 1200)
-    v, sv, _ = np.linalg.svd(f, full_matrices=False)
-    # complex64: the two products per filtering are memory-bound (U·W values: 1200 × 900 at wide-30.72)
-    vw = np.ascontiguousarray(v, np.complex64)
-    return np.ascontiguousarray(sv ** 2 / d.size), vw, np.ascontiguousarray(vw.conj().T)
+    n = key[1]
+    centre = (d0 + d1 - 1) / 2
+    m = np.arange(d0, d1) - centre
+    arg = 2 * np.pi * np.outer(k, m[m > 0]) / n
+    b = np.concatenate([np.ones((k.size, int(np.count_nonzero(m == 0))))]
+                       + [np.sqrt(2) * np.cos(arg), np.sqrt(2) * np.sin(arg)], axis=1)
+    # R = B Bᵀ / W up to the ramp: its eigenvectors are B's left singular vectors (an O(U·W²) SVD instead of
+    # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
+    v, sv, _ = np.linalg.svd(b, full_matrices=False)
+    ramp = np.exp(-2j * np.pi * k * centre / n).astype(np.complex64)
+    return np.ascontiguousarray(sv ** 2 / m.size), ramp, np.ascontiguousarray(v, np.float32)
+
+
+def _real_matvec(m: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``m @ z`` for a real float32 matrix m (A, B) and a complex vector z (B,): complex64 (A,), as two
+    real products (BLAS has no real × complex one)."""
+    out = np.empty(m.shape[0], np.complex64)
+    out.real = m @ np.ascontiguousarray(z.real, np.float32)
+    out.imag = m @ np.ascontiguousarray(z.imag, np.float32)
+    return out
 
 
 class ChannelEstimator:
@@ -59,17 +77,20 @@ class ChannelEstimator:
             basis = self._bases[d0, d1] = _uniform_pdp_basis(self._key, d0, d1)
         return basis
 
-    def project(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
-        """DFT-domain denoising: projection of ``h`` (U,) onto channels within the delay window."""
-        _, v, vh = self._basis(*delays)
-        return v @ (vh @ np.asarray(h, np.complex64))
+    def coefficients(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
+        """Coordinates ``Vᴴ h`` (W,) complex64 of ``h`` (U,) in the orthonormal basis V (U, W) of the channels
+        within the delay window: the DFT-denoised ``h`` is ``V @ coef`` and its energy is ``‖coef‖²``, so
+        estimates that need only the energy (:mod:`radio.snr_estimation`) never build the vector."""
+        _, ramp, v_r = self._basis(*delays)
+        return _real_matvec(v_r.T, np.conj(ramp) * h)
 
-    def filter(self, h_ls: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
+    def filter(self, h_ls: np.ndarray, coef: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
                ) -> tuple[np.ndarray, float]:
         """Filtered channel ``A @ h_ls`` and the mean of diag(A Aᴴ) (noise kept per subcarriers).
 
         Args:
             h_ls: LS channel, shape (U,).
+            coef: ``self.coefficients(h_ls, delays)`` (W,).
             method: "ls", "dft" or "lmmse".
             delays: (first, last + 1) delay of the window, samples.
             noise_ls: error variance of H_ls per subcarrier relative to the channel power per
@@ -78,12 +99,15 @@ class ChannelEstimator:
         u = h_ls.size
         if method == "ls":
             return h_ls, 1.0
-        lam, v, vh = self._basis(*delays)
-        coef = vh @ np.asarray(h_ls, np.complex64)
+        lam, ramp, v_r = self._basis(*delays)
         if method == "dft":
-            return v @ coef, lam.size / u
+            return ramp * _real_matvec(v_r, coef), lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        return v @ (gain.astype(np.float32) * coef), float(gain @ gain) / u
+        # directions with a gain below 1e-9 (λ descending: a tail, at the wide presets ~40 % of W, where λ is
+        # rounding noise) change the float32 result by less than its rounding: left out of the product
+        used = int(np.count_nonzero(gain >= _NEGLIGIBLE_GAIN))
+        return (ramp * _real_matvec(v_r[:, :used], gain[:used].astype(np.float32) * coef[:used]),
+                float(gain @ gain) / u)
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:

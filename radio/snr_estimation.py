@@ -19,25 +19,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def preamble_noise(h_ls: np.ndarray, h_proj: np.ndarray, rank: int, diff_energy: float) -> tuple[float, int]:
+def _energy(x: np.ndarray) -> float:
+    """‖x‖², accumulated in float64."""
+    x = np.asarray(x, np.complex128)
+    return float(np.vdot(x, x).real)
+
+
+def preamble_noise(h_ls: np.ndarray, coef: np.ndarray, rank: int, diff_energy: float) -> tuple[float, int]:
     """Noise energy (sum over degrees of freedom) and degrees of freedom from the preamble.
 
     Args:
         h_ls: LS channel (mean of the two LTS), shape (U,), noise variance N0/2.
-        h_proj: ``h_ls`` projected onto the delay window (rank W).
+        coef: coordinates of ``h_ls`` in an orthonormal basis of the delay window, shape (W,)
+            (:meth:`radio.channel_estimation.ChannelEstimator.coefficients`).
         rank: W.
         diff_energy: ``Σ |Y1 − Y2|² / 2`` (expectation U·N0).
+
+    The energy outside the window, ``‖(I − P_W) H_ls‖²``, is ``‖H_ls‖² − ‖coef‖²`` (Pythagoras).
     """
     u = h_ls.size
-    out = h_ls - h_proj
-    return diff_energy + 2.0 * float(np.vdot(out, out).real), u + (u - rank)
+    outside = max(_energy(h_ls) - _energy(coef), 0.0)
+    return diff_energy + 2.0 * outside, u + (u - rank)
 
 
-def signal_power(h_proj: np.ndarray, rank: int, noise: float) -> float:
-    """Mean |H|² over used subcarriers from the projected LS channel, debiased for the W/U of the
-    N0/2 LS noise the projection keeps (may be ≤ 0)."""
-    u = h_proj.size
-    return float(np.vdot(h_proj, h_proj).real) / u - 0.5 * noise * rank / u
+def signal_power(coef: np.ndarray, num_subcarriers: int, rank: int, noise: float) -> float:
+    """Mean |H|² over the U = ``num_subcarriers`` used subcarriers from the coordinates (W,) of the LS
+    channel in the delay window's orthonormal basis (the projection's energy), debiased for the W/U of
+    the N0/2 LS noise the projection keeps (may be ≤ 0)."""
+    u = num_subcarriers
+    return _energy(coef) / u - 0.5 * noise * rank / u
 
 
 def snr_db(signal: float, noise: float) -> float:

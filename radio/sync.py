@@ -5,22 +5,77 @@ a CFO ε rotates sample n by ``exp(j 2π ε n / N)``.
 """
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
 import scipy.fft
 import scipy.ndimage
-import scipy.signal
 
+from radio.jit import njit
+from radio.ofdm import phase_ramp
 from radio.preamble import Preamble
 
 DECIMATION = 8
 """The Schmidl-Cox metric is evaluated every DECIMATION samples (its plateau is cp+1 long)."""
 
 
-def _window_sums(x: np.ndarray, width: int) -> np.ndarray:
-    c = np.concatenate([[0], np.cumsum(x)])
-    return c[width:] - c[:-width]
+@njit
+def best_circular_window(power: np.ndarray, window: int) -> tuple[int, int]:
+    """(row, t) of the largest circular window energy ``Σ_{j=t+1}^{t+window} power[row, j mod N]`` of a
+    (R, N) float array (window < N), the first maximum in row-major order (as numpy's argmax of the
+    (R, N) energies). Running sums in float64, the rows advanced together (R independent additions per
+    step instead of one chain of dependent ones); loop-shaped, compiled by :func:`radio.jit.njit`."""
+    rows, n = power.shape
+    energy = np.zeros(rows)
+    for r in range(rows):
+        for j in range(1, window + 1):
+            energy[r] += power[r, j]
+    best = np.full(rows, -1.0)
+    best_t = np.zeros(rows, np.int64)
+    for t in range(n):
+        add, drop = (t + window + 1) % n, (t + 1) % n
+        for r in range(rows):
+            if energy[r] > best[r]:
+                best[r], best_t[r] = energy[r], t
+            energy[r] += power[r, add] - power[r, drop]
+    row = 0
+    for r in range(rows):
+        if best[r] > best[row]:
+            row = r
+    return row, best_t[row]
+
+
+@njit
+def timing_plateau(power: np.ndarray, window: int) -> tuple[int, int, float]:
+    """Plateau of the window energies ``e[t] = Σ_{j=t}^{t+window-1} power[j]`` (t ≤ P − window) of a (P,)
+    float array: (w, first, e[w]) with w the middle of the run of windows holding ≥ 90 % of the largest
+    energy around its first maximum, and first the last window start, from that maximum on, before the
+    energy falls below half of it (the last start if it never does). Loop-shaped: compiled by
+    :func:`radio.jit.njit`."""
+    count = power.size - window + 1
+    energy = np.empty(count)
+    acc = 0.0
+    for j in range(window):
+        acc += power[j]
+    for t in range(count):
+        energy[t] = acc
+        if t + window < power.size:
+            acc += power[t + window] - power[t]
+    best = 0
+    for t in range(count):
+        if energy[t] > energy[best]:
+            best = t
+    left, right = best, best
+    while left > 0 and not energy[left - 1] < 0.9 * energy[best]:
+        left -= 1
+    while right < count - 1 and not energy[right + 1] < 0.9 * energy[best]:
+        right += 1
+    first = best
+    while first < count - 1 and not energy[first + 1] < 0.5 * energy[best]:
+        first += 1
+    w = (left + right) // 2
+    return w, first, energy[w]
 
 
 def detection_metric(samples: np.ndarray, fft_size: int, cp_length: int, preamble_cp_length: int
@@ -97,12 +152,6 @@ def fractional_cfo(corr_lts: complex) -> float:
     return math.atan2(corr_lts.imag, corr_lts.real) / (2 * math.pi)
 
 
-def derotate(samples: np.ndarray, cfo: float, fft_size: int, ref: int = 0) -> np.ndarray:
-    """Remove a CFO of ``cfo`` subcarriers; sample i is treated as time index i - ref."""
-    n = np.arange(samples.size) - ref
-    return samples * np.exp(-2j * np.pi * cfo * n / fft_size)
-
-
 class IntegerCfo:
     """Integer CFO and timing (modulo N) by channel-impulse-response energy: for each shift ``s`` the LTS
     spectrum shifted back by ``s`` and multiplied by the known LTS's conjugate is an LS channel; its inverse
@@ -124,7 +173,9 @@ class IntegerCfo:
         self.shifts = np.arange(-max_shift, max_shift + 1)
         self.bins = (subcarriers[None, :] + self.shifts[:, None]) % fft_size
         self.ref = np.conj(pre.lts_values).astype(np.complex64)
-        self.slots = subcarriers % fft_size
+        # the used bins of every shift's row in the flattened (shifts, N) spectrum (a flat scatter is ~3× faster
+        # than a 2-D fancy-indexed one)
+        self._flat_slots = (fft_size * np.arange(self.shifts.size)[:, None] + subcarriers % fft_size).reshape(-1)
         self.fft_size = fft_size
         self.window = window
 
@@ -137,61 +188,72 @@ class IntegerCfo:
                 part, fractional CFO already removed.
         """
         spec = np.zeros((self.shifts.size, self.fft_size), np.complex64)
-        spec[:, self.slots] = lts_spec[self.bins] * self.ref
+        spec.reshape(-1)[self._flat_slots] = (lts_spec[self.bins] * self.ref).reshape(-1)
         cir = scipy.fft.ifft(spec, axis=1)
-        power = cir.real ** 2 + cir.imag ** 2
-        c = np.cumsum(np.concatenate([power, power[:, :self.window]], axis=1), axis=1)
-        energy = c[:, self.window:] - c[:, :-self.window]  # (shifts, N): window starting at each tap
-        best, tap = np.unravel_index(int(np.argmax(energy)), energy.shape)
+        best, tap = best_circular_window(cir.real ** 2 + cir.imag ** 2, self.window)
         return int(self.shifts[best]), int(tap)
 
 
-def fine_timing(samples: np.ndarray, template: np.ndarray, lo: int, hi: int, window: int,
-                self_energy: float) -> tuple[int, int, float, np.ndarray]:
-    """Fine timing on the LTS pair by matched filtering.
+class FineTiming:
+    """Fine timing on the LTS pair by matched filtering, on samples whose CFO is not yet removed.
+
+    The pair (both LTS copies summed, the second's CFO rotation undone) is derotated and correlated with
+    the LTS body by FFT; the template's spectrum is built once, since the pair's length is fixed by the
+    numerology. The window energies depend only on |taps|, and the received energy only on |samples|, so
+    neither needs the whole segment derotated.
 
     Args:
-        samples: CFO-corrected samples covering ``[lo, hi + 2N + window)``.
         template: one LTS body in time, shape (N,).
-        lo, hi: candidate range for the first LTS body start (FFT window start).
+        span: how far past ``lo`` (see :meth:`__call__`) the first LTS body start is searched, samples.
         window: cyclic-prefix length: energy of the matched-filter taps in ``[w, w + window]`` is
             the ISI-free energy for an FFT window starting at w.
         self_energy: the window energy of a noiseless unit path
             (:meth:`radio.preamble.Preamble.matched_filter_energy`).
-
-    Returns:
-        (w, first_path, fraction, taps): the FFT window start in the middle of the plateau of
-        maximal ISI-free energy, the first-path position (the last window start that still holds
-        half of the maximal energy), the fraction
-        (0..1) of the received LTS energy in that window (≈ SNR/(1+SNR); noise alone ≈ window/2N),
-        and the matched-filter output (both LTS copies summed) at positions lo .. hi+window.
     """
-    n = template.size
-    pair = samples[lo:hi + window + 1 + n] + samples[lo + n:hi + window + 1 + 2 * n]
-    # Σ_m conj(t[m]) pair[d + m]; by FFT from N = 256 (N = 2048: 0.2 ms instead of 1.7 ms; scipy's own
-    # "auto" choice stayed direct there)
-    taps = scipy.signal.correlate(pair, template, mode="valid", method="fft" if n >= 256 else "direct")
-    power = taps.real ** 2 + taps.imag ** 2
-    energy = _window_sums(power, window + 1)
-    best = int(np.argmax(energy))
-    off = np.flatnonzero(energy < 0.9 * energy[best])  # outside the plateau (never holds best)
-    i = int(np.searchsorted(off, best))
-    left = int(off[i - 1]) + 1 if i > 0 else 0
-    right = int(off[i]) - 1 if i < off.size else energy.size - 1
-    w = (left + right) // 2
-    # first path: where the window energy falls below half (a window starting past the first
-    # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
-    below = np.flatnonzero(energy[best:] < 0.5 * energy[best])
-    first = best + int(below[0]) - 1 if below.size else energy.size - 1
-    rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
-    rx_energy = float(np.vdot(rx, rx).real)
-    rx_energy *= 2 * n / (2 * n + window)
-    fraction = energy[w] * float(np.vdot(template, template).real) / max(2.0 * self_energy * rx_energy, 1e-30)
-    return lo + w, lo + first, float(fraction), taps
+
+    def __init__(self, template: np.ndarray, span: int, window: int, self_energy: float):
+        self.n = template.size
+        self.window = window
+        self.pair_length = span + window + 1 + self.n
+        self.nfft = scipy.fft.next_fast_len(self.pair_length)
+        self._template_spec = np.conj(scipy.fft.fft(template.astype(np.complex128), self.nfft))
+        self._template_energy = float(np.vdot(template, template).real)
+        self._self_energy = self_energy
+
+    def taps(self, samples: np.ndarray, lo: int, cfo: float) -> np.ndarray:
+        """Matched-filter output of the pair (both LTS copies summed) at lags ``0 .. span + window + 1`` after
+        ``lo``, complex128 (span + window + 2,), up to a common phase.
+
+        Args:
+            samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + window + 1 + 2N)``.
+            cfo: CFO to remove (subcarriers).
+        """
+        n, m = self.n, self.pair_length
+        pair = samples[lo + n:lo + n + m] * np.complex128(cmath.exp(-2j * math.pi * cfo))
+        pair += samples[lo:lo + m]
+        pair *= phase_ramp(cfo, n, m)
+        # Σ_m conj(t[m]) pair[d + m]: circular correlation, free of wrap-around for d ≤ m − N
+        return scipy.fft.ifft(scipy.fft.fft(pair, self.nfft) * self._template_spec)[:m - n + 1]
+
+    def __call__(self, samples: np.ndarray, lo: int, cfo: float) -> tuple[int, int, float]:
+        """(w, first_path, fraction): the FFT window start in the middle of the plateau of maximal ISI-free
+        energy, the first-path position (the last window start that still holds half of the maximal
+        energy), both absolute indices into ``samples``, and the fraction (0..1) of the received LTS energy
+        in that window (≈ SNR/(1+SNR); noise alone ≈ window/2N). Arguments as in :meth:`taps`."""
+        n, window = self.n, self.window
+        taps = self.taps(samples, lo, cfo)
+        # first path: where the window energy falls below half (a window starting past the first
+        # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
+        w, first, energy_w = timing_plateau(taps.real ** 2 + taps.imag ** 2, window + 1)
+        rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
+        rx_energy = float(np.vdot(rx, rx).real) * 2 * n / (2 * n + window)
+        fraction = energy_w * self._template_energy / max(2.0 * self._self_energy * rx_energy, 1e-30)
+        return lo + w, lo + first, float(fraction)
 
 
-def residual_cfo(samples: np.ndarray, start: int, fft_size: int) -> float:
-    """CFO (subcarriers, ±0.5) between the two LTS copies at ``start`` and ``start + N``."""
+def residual_cfo(samples: np.ndarray, start: int, fft_size: int, cfo: float) -> float:
+    """CFO (subcarriers, ±0.5) left between the two LTS copies at ``start`` and ``start + N`` after
+    removing ``cfo``."""
     a = samples[start:start + fft_size]
     b = samples[start + fft_size:start + 2 * fft_size]
-    return float(np.angle(np.vdot(a, b)) / (2 * np.pi))
+    return float(np.angle(complex(np.vdot(a, b)) * cmath.exp(-2j * math.pi * cfo)) / (2 * np.pi))

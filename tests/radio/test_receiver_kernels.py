@@ -1,0 +1,153 @@
+"""The receiver's per-frame kernels against direct (slow, obvious) formulations, and every numba kernel's
+compiled path against its plain Python one."""
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.signal
+
+import radio
+from radio import sync
+from radio.channel_estimation import ChannelEstimator
+from radio.jit import python_function
+from radio.ofdm import phase_ramp
+from radio.snr_estimation import preamble_noise, signal_power
+
+
+def _best_circular_window_reference(power: np.ndarray, window: int) -> tuple[int, int]:
+    c = np.cumsum(np.concatenate([power, power[:, :window]], axis=1), axis=1)
+    energy = c[:, window:] - c[:, :-window]
+    row, t = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    return int(row), int(t)
+
+
+def _timing_plateau_reference(power: np.ndarray, window: int) -> tuple[int, int, float]:
+    c = np.concatenate([[0.0], np.cumsum(power)])
+    energy = c[window:] - c[:-window]
+    best = int(np.argmax(energy))
+    off = np.flatnonzero(energy < 0.9 * energy[best])
+    i = int(np.searchsorted(off, best))
+    left = int(off[i - 1]) + 1 if i > 0 else 0
+    right = int(off[i]) - 1 if i < off.size else energy.size - 1
+    below = np.flatnonzero(energy[best:] < 0.5 * energy[best])
+    first = best + int(below[0]) - 1 if below.size else energy.size - 1
+    w = (left + right) // 2
+    return w, first, float(energy[w])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_circular_window_matches_cumsum_argmax(seed):
+    rng = np.random.default_rng(seed)
+    power = rng.exponential(size=(9, 128))
+    power[seed % 9, (40 + 37 * seed) % 128] += 60.0  # one strong tap: its window wins, wrapping for some seeds
+    for window in (1, 17, 100):
+        want = _best_circular_window_reference(power, window)
+        assert sync.best_circular_window(power, window) == want
+        assert python_function(sync.best_circular_window)(power, window) == want
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_timing_plateau_matches_the_vectorised_rule(seed):
+    rng = np.random.default_rng(seed)
+    power = 0.01 * rng.exponential(size=300)
+    power[120 + 10 * seed:126 + 10 * seed] += np.array([3.0, 0.2, 1.0, 0.1, 0.5, 0.05])  # a short multipath CIR
+    for window in (17, 65):
+        w, first, energy = _timing_plateau_reference(power, window)
+        for fn in (sync.timing_plateau, python_function(sync.timing_plateau)):
+            got = fn(power, window)
+            assert got[:2] == (w, first)
+            assert got[2] == pytest.approx(energy, rel=1e-12)
+
+
+@pytest.mark.parametrize("length, start", [(0, 0), (1, 5), (2048, 0), (7777, -300)])
+def test_phase_ramp_equals_the_direct_exponential(length, start):
+    want = np.exp(-2j * np.pi * 0.37 / 512 * (start + np.arange(length)))
+    np.testing.assert_allclose(phase_ramp(0.37, 512, length, start), want, rtol=0, atol=1e-12)
+
+
+def test_fine_timing_taps_equal_the_matched_filter_of_the_derotated_pair():
+    cfg = radio.FrameConfig(preset="wide-7.68")
+    rx = radio.Receiver(cfg)
+    ft, n = rx._fine_timing, cfg.fft_size
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(4 * n + 2000) + 1j * rng.standard_normal(4 * n + 2000)).astype(np.complex64)
+    lo, cfo = 300, 2.3
+    seg = x.astype(np.complex128) * np.exp(-2j * np.pi * cfo / n * np.arange(x.size))
+    pair = seg[lo:lo + ft.pair_length] + seg[lo + n:lo + n + ft.pair_length]
+    want = scipy.signal.correlate(pair, rx.layout.preamble.lts_time, mode="valid", method="direct")
+    got = ft.taps(x, lo, cfo) * np.exp(-2j * np.pi * cfo / n * lo)  # the taps' phase reference is lo
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_residual_cfo_from_raw_samples_equals_it_after_derotation():
+    n, cfo, true = 128, 1.2, 1.31
+    rng = np.random.default_rng(2)
+    lts = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    x = np.tile(lts, 3) * np.exp(2j * np.pi * true / n * np.arange(3 * n))
+    assert sync.residual_cfo(x, 10, n, cfo) == pytest.approx(true - cfo, abs=1e-9)
+
+
+def _delay_window_matrix(k: np.ndarray, n: int, delays: tuple[int, int]) -> np.ndarray:
+    return np.exp(-2j * np.pi * np.outer(k, np.arange(*delays)) / n)
+
+
+@pytest.mark.parametrize("preset, delays", [("narrow", (-4, 21)), ("narrow", (-3, 9))])
+def test_lmmse_and_projection_equal_their_dense_definitions(preset, delays):
+    """LMMSE ``R (R + ν I)⁻¹ h`` with R = F Fᴴ / W, and the projection, from the explicit U × W partial DFT F
+    (narrow windows, where F has no numerically null directions, so the rank-W projection is unique;
+    ``test_lmmse_equals_its_dense_definition_at_a_wide_window`` covers a wide one)."""
+    cfg = radio.FrameConfig(preset=preset)
+    k = radio.Receiver(cfg).layout.grid.subcarriers
+    est = ChannelEstimator(k, cfg.fft_size)
+    f = _delay_window_matrix(k, cfg.fft_size, delays)
+    w = f.shape[1]
+    rng = np.random.default_rng(3)
+    h = f @ (rng.standard_normal(w) + 1j * rng.standard_normal(w)) + 0.3 * rng.standard_normal(k.size)
+    coef = est.coefficients(h, delays)
+    proj = f @ np.linalg.lstsq(f, h, rcond=None)[0]
+    assert float(np.vdot(coef, coef).real) == pytest.approx(float(np.vdot(proj, proj).real), rel=1e-5)
+    nu = 0.05
+    r = f @ f.conj().T / w
+    want = r @ np.linalg.solve(r + nu * np.eye(k.size), h)
+    got, kept = est.filter(h, coef, "lmmse", delays, nu)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    a = r @ np.linalg.inv(r + nu * np.eye(k.size))
+    assert kept == pytest.approx(float(np.sum(np.abs(a) ** 2)) / k.size, rel=1e-6)
+    dft, kept_dft = est.filter(h, coef, "dft", delays, nu)
+    np.testing.assert_allclose(dft, proj, rtol=0, atol=1e-5 * np.abs(proj).max())
+    assert kept_dft == pytest.approx(w / k.size)
+
+
+def test_lmmse_equals_its_dense_definition_at_a_wide_window():
+    cfg = radio.FrameConfig(preset="wide-7.68")
+    k, delays, nu = radio.Receiver(cfg).layout.grid.subcarriers, (-4, 229), 0.02
+    est = ChannelEstimator(k, cfg.fft_size)
+    f = _delay_window_matrix(k, cfg.fft_size, delays)
+    h = f[:, 10] + 0.5 * f[:, 40] + 0.1 * np.random.default_rng(5).standard_normal(k.size)
+    r = f @ f.conj().T / f.shape[1]
+    want = r @ np.linalg.solve(r + nu * np.eye(k.size), h)
+    got, _ = est.filter(h, est.coefficients(h, delays), "lmmse", delays, nu)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_noise_and_signal_from_coefficients_equal_the_projection_formulas():
+    rng = np.random.default_rng(4)
+    u, w = 96, 20
+    q = np.linalg.qr(rng.standard_normal((u, w)) + 1j * rng.standard_normal((u, w)))[0]  # orthonormal basis
+    h = q @ rng.standard_normal(w) + 0.1 * (rng.standard_normal(u) + 1j * rng.standard_normal(u))
+    coef = q.conj().T @ h
+    out = h - q @ coef
+    noise, dof = preamble_noise(h, coef, w, 3.0)
+    assert noise == pytest.approx(3.0 + 2 * float(np.vdot(out, out).real), rel=1e-9)
+    assert dof == 2 * u - w
+    assert signal_power(coef, u, w, 0.2) == pytest.approx(float(np.vdot(q @ coef, q @ coef).real) / u - 0.1 * w / u)
+
+
+def test_integer_cfo_finds_a_planted_shift_and_tap():
+    cfg = radio.FrameConfig(preset="narrow")
+    rx = radio.Receiver(cfg)
+    n, pre = cfg.fft_size, rx.layout.preamble
+    x = np.tile(pre.lts_time, 3) * np.exp(2j * np.pi * 3 * np.arange(3 * n) / n)  # integer CFO of 3 subcarriers
+    spec = scipy.fft.fft(x[n - 20:2 * n - 20])  # the body starts 20 samples into the window, modulo N
+    shift, tap = rx._integer_cfo(spec)
+    assert shift == 3
+    assert (tap + 1) % n <= 20 <= (tap + cfg.cp_length + 1) % n  # the window after tap holds the path
