@@ -5,7 +5,8 @@
     .venv/bin/python bench/digital_baseline.py --measure-thresholds  # re-measure the default MCS table
 
 Codecs, on the same K = 128 symbols per latent: the shipped JSCC codec with CALA (``load_downlink().codec``)
-and :class:`dekag.digital.DigitalCodec` (quantised DCT coefficients, CRC, 5G LDPC, QAM; MCS chosen from the
+and :class:`dekag.digital.DigitalCodec` (quantised DCT coefficients or latent elements, whichever
+``DigitalCodec.fit`` finds better on the fit latents; CRC, 5G LDPC, QAM; MCS chosen from the
 SNR). Both see the same condition (true SNR and delay spread, as fed back) and, at each point, the same
 fading and noise (Sionna's generator is reseeded per point and codec). Channels: ``awgn`` (y = x + n, the
 decoder told the true noise variance) and the differentiable training channel
@@ -303,13 +304,13 @@ def main(argv: list[str] | None = None) -> dict:
         test = test[:8]
     snrs = [-5.0, 10.0, 20.0] if args.smoke else SNRS_DB
     channel_names = ["awgn", "tdl_a_300ns"] if args.smoke else list(CHANNELS)
-    base = DigitalCodecConfig.matching(jscc.config, ldpc_iterations=cfg.ldpc_iterations)
-    digital = {"digital": DigitalCodec(base)}
+    chosen = DigitalCodec.fit(DigitalCodecConfig.matching(jscc.config, ldpc_iterations=cfg.ldpc_iterations), fit)
+    base = chosen.config                                       # its transform chosen on the fit latents
+    digital = {"digital": chosen}
     digital.update({f"digital_margin_{m:g}dB": DigitalCodec(replace(base, margin_db=m)) for m in args.margins})
-    for codec in digital.values():
+    other = DigitalCodec(replace(base, transform="identity" if base.transform == "dct" else "dct"))
+    for codec in [c for c in (*digital.values(), other) if c is not chosen]:
         codec.set_latent_stats(fit)
-    no_dct = DigitalCodec(replace(base, transform="identity"))
-    no_dct.set_latent_stats(fit)
 
     t0 = time.perf_counter()
     rows = compare(jscc, digital, test, Channels(jscc.num_symbols), snrs, channel_names)
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     at_row = {mcs.name: mcs.threshold_snr_db + base.margin_db + 0.01 for mcs in mcs_table(base.mcs_table)}
     ceilings = {label: {name: latent_psnr_db(test, codec.quantised(test, (snr, 30e-9))).mean().item()
                         for name, snr in at_row.items()}
-                for label, codec in (("dct", digital["digital"]), ("identity", no_dct))}
+                for label, codec in ((base.transform, chosen), (other.config.transform, other))}
     reps = 2 if args.smoke else 10
     timing_batch = test[:min(64, len(test))]
     timing = {"jscc": time_decode(jscc, timing_batch, 10.0, 100e-9, reps)}
@@ -339,6 +340,9 @@ def main(argv: list[str] | None = None) -> dict:
         "mcs_per_snr_db": {f"{s:g}": select_mcs(base.mcs_table, s, base.margin_db).name for s in snrs},
         "payload_bits_per_mcs": {m.name: frame_layout(m, base.num_symbols).payload_bits
                                  for m in mcs_table(base.mcs_table)},
+        "transform": {"chosen": base.transform, "rule": "DigitalCodec.fit: lower quantisation error on the fit latents",
+                      "quantisation_error_db_on_fit": {c.config.transform: c.quantisation_error_db(fit)
+                                                       for c in (chosen, other)}},
         "quantisation_only_psnr_db_per_mcs": ceilings,
         "timing_cpu_1thread": timing, "compare_seconds": round(seconds, 1), "rows": rows,
         "provenance": provenance(),

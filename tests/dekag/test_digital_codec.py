@@ -157,6 +157,23 @@ def test_quantiser_dct_is_orthonormal_and_allocation_spends_the_budget():
     assert int(q.allocate(10**6).bits.max()) == q.max_bits
 
 
+def test_fit_picks_the_transform_that_suits_the_latents():
+    """Smooth latents (one random level per channel and a faint ripple: energy in the DC coefficient) go to the
+    DCT; latents with a few strong independent elements (DCT would spread them over every coefficient) go to the
+    identity. Each pick quantises its latents with less error than the other transform."""
+    g = torch.Generator().manual_seed(3)
+    smooth = torch.randn(256, 4, 1, 1, generator=g) * 3 + 0.05 * torch.randn(256, 4, 8, 8, generator=g)
+    spiky = 0.02 * torch.randn(256, 4, 8, 8, generator=g)
+    spiky[:, :, 2, 5] += 3 * torch.randn(256, 4, generator=g)
+    spiky[:, :, 6, 1] += 3 * torch.randn(256, 4, generator=g)
+    for latents, expected in ((smooth, "dct"), (spiky, "identity")):
+        picked = DigitalCodec.fit(DigitalCodecConfig(), latents)
+        other = DigitalCodec(DigitalCodecConfig(transform="identity" if expected == "dct" else "dct"))
+        other.set_latent_stats(latents)
+        assert picked.config.transform == expected
+        assert picked.quantisation_error_db(latents) < other.quantisation_error_db(latents) - 1.0
+
+
 def test_save_load_round_trip(tmp_path, codec):
     path = codec.save(tmp_path / "digital.safetensors")
     loaded = DigitalCodec.load(path)
