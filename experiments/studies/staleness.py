@@ -101,7 +101,8 @@ def evaluate(point: dict, seed: int, method: str) -> dict:
     z = frames_of(ctx, seed, n, zlib.crc32(str(sorted(point.items())).encode()) % 997)
     burst = _Burst(ctx, point, seed, cfg.frame_period_samples)
     probe = [symbols_to_numpy(c.cala.encode(z[j:j + 1], d.centre)[0]) for j in range(n)]
-    estimates = {j: (f.snr_db, f.delay_spread_s) for j, f in burst.send(probe, [d.centre] * n).items()}
+    estimates = {j: (f.snr_db, f.delay_spread_s, f.delay_spread_below_resolution)
+                 for j, f in burst.send(probe, [d.centre] * n).items()}
     mean = c.cala.latent_mean[None, :, None, None]
     mse: dict[str, list[float]] = {}
     for age in cfg.ages:
