@@ -25,6 +25,7 @@ from radio.delay_spread import DelaySpreadEstimator
 from radio.errors import BadInputError
 from radio.frame_layout import FrameLayout
 from radio.header import FrameHeader
+from radio.preamble_detector import PreambleCheck
 from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
@@ -94,6 +95,7 @@ class ReceiverStats:
     empty_buffers: int = 0
     bad_buffers: int = 0          # buffers with NaN/Inf: skipped whole, a frame cut by one is truncated
     candidates: int = 0           # detection candidates examined
+    screened_candidates: int = 0  # detection candidates the coherent LTS check dropped before examination
     rejected_candidates: int = 0  # failed the matched-filter verification or the SNR gate
     unconfirmed_candidates: int = 0  # weak preamble (below report_threshold), header not decoded: not reported
     frames_found: int = 0         # verified preambles (every reported frame)
@@ -148,6 +150,8 @@ class Receiver:
         # noise samples at wide-30.72, where a −5 dB preamble reads ~0.024)
         occupancy = self.cfg.num_used_subcarriers / self.cfg.fft_size
         self._detection_threshold = self.rx_cfg.detection_threshold * min(1.0, (occupancy / _NARROW_OCCUPANCY) ** 2)
+        self._check = PreambleCheck(self.cfg, self.layout.preamble, self.rx_cfg.max_cfo_subcarriers,
+                                    self.rx_cfg.candidate_false_pass)
         self._integer_cfo = sync.IntegerCfo(self.layout.preamble, g.subcarriers, self.cfg.fft_size,
                                             self.rx_cfg.max_cfo_subcarriers, self.cfg.cp_length + 1)
         # per-numerology tables, built once instead of per frame
@@ -230,13 +234,16 @@ class Receiver:
         pre_len = self.layout.preamble.length
         frames: list[ReceivedFrame] = []
         metric, corr_lts = sync.detection_metric(buf, n, cfg.cp_length, cfg.preamble_cp_length)
+        found = sync.candidates(metric, self._detection_threshold, pre_len // (2 * d))
+        cfo_frac = np.angle(corr_lts[found]) / (2 * np.pi)
         pos = 0
-        for c in sync.candidates(metric, self._detection_threshold, pre_len // d):
-            p = int(c) * d
+        for p, cfo, score in self._screen(found * d, cfo_frac):
             if p < pos:
                 continue
+            if score is None and not final:  # the coherent check needs samples beyond the buffer
+                return frames, max(p - 2 * cfg.cp_length - 2 * d, pos)
             try:
-                frame, end = self._decode(p, sync.fractional_cfo(complex(corr_lts[c])), final)
+                frame, end = self._decode(p, cfo, final)
             except _Wait:
                 return frames, max(p - 2 * cfg.cp_length - 2 * d, pos)
             if frame is None:
@@ -245,6 +252,26 @@ class Receiver:
             pos = end
         tail = pre_len + n + 4 * cfg.cp_length
         return frames, max(pos, buf.size - tail, 0)
+
+    def _screen(self, starts: np.ndarray, cfo_frac: np.ndarray) -> list[tuple[int, float, float | None]]:
+        """Detection candidates (SC body starts (K,), fractional CFOs (K,)) that pass the coherent LTS-region
+        check, in stream order: (SC body start as placed by the check, fractional CFO, check score); a
+        candidate too close to the buffer end to be checked comes last, unplaced, with score None (the caller
+        waits for more samples, or at the stream's end hands it to the decoder unchecked)."""
+        ready = starts + self._check.needed() <= self._buf.size
+        checked = self._check(self._buf, starts[ready], cfo_frac[ready])
+        self.stats.screened_candidates += int(np.count_nonzero(~checked.passed))
+        kept: list[tuple[int, float, float | None]] = []
+        for p, cfo, score in sorted(zip(checked.sc_start[checked.passed].tolist(),
+                                        cfo_frac[ready][checked.passed].tolist(),
+                                        checked.score[checked.passed].tolist())):
+            # two coarse candidates placed on the same preamble: one is decoded (the better placed)
+            if kept and p - kept[-1][0] < self.cfg.fft_size // 2:
+                if score > kept[-1][2]:
+                    kept[-1] = (p, cfo, score)
+                continue
+            kept.append((p, cfo, score))
+        return kept + [(int(p), float(c), None) for p, c in zip(starts[~ready], cfo_frac[~ready])]
 
     # ------------------------------------------------------------------ one frame
     def _windows(self, offsets: np.ndarray, cfo: float, ref: int) -> np.ndarray:
