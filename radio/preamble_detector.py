@@ -32,7 +32,6 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 import scipy.stats
-from numpy.lib.stride_tricks import sliding_window_view
 
 from radio.config import FrameConfig
 from radio.ofdm import ResourceGrid
@@ -42,6 +41,18 @@ _PHASE_LEVELS = 64
 _LOCATE_PASS = 0.5
 """Union bound on the probability that a noise candidate's wide-span score reaches the placement step (measured
 at the narrow preset: ~0.2); a frame at −5 dB whose coarse start is within ± N of the truth scores well above."""
+
+
+def _windows(x: np.ndarray, count: int, shape: int | tuple[int, ...], step: int, inner: int | None = None
+             ) -> np.ndarray:
+    """Read-only strided view of contiguous ``x``: ``count`` windows ``step`` bytes apart, each of ``shape``
+    with ``inner`` bytes between elements (the item size when None; every inner axis uses it). Like numpy's
+    ``as_strided``, at a fraction of its call cost (this is called per batch of candidates)."""
+    shape = (shape,) if isinstance(shape, int) else shape
+    inner = x.itemsize if inner is None else inner
+    view = np.ndarray((count, *shape), x.dtype, buffer=x, strides=(step, *(inner,) * len(shape)))
+    view.flags.writeable = False
+    return view
 
 
 @dataclass
@@ -91,8 +102,12 @@ class PreambleCheck:
         self._ref = np.zeros(n, np.complex64)  # conj(LTS) on the used FFT bins (unit modulus), zero elsewhere
         self._ref[ResourceGrid(cfg).used_bins] = np.conj(preamble.lts_values)
         self._ones = np.ones(2 * n, np.float32)
+        nb = n // self.block
+        self._window_of_blocks = ((np.arange(nb)[:, None] - np.arange(nb)[None, :]) % nb
+                                  < self.window_blocks).astype(np.float32)
         self._in_window = np.zeros((n, 2), np.float32)  # interleaved weights of taps Gp - cp .. Gp - cp + width
         self._in_window[(gp - cp + np.arange(self.width)) % n] = 1
+        self._tap_in_window = (self._in_window * ((np.arange(n) - (gp - cp)) % n)[:, None]).reshape(-1)
         self._in_window = self._in_window.reshape(-1)
         # union bounds over the hypotheses a score is the best of: shifts × windows (wide span), and × the 3
         # placements (ISI-free regions)
@@ -110,6 +125,7 @@ class PreambleCheck:
             starts: int (K,): coarse SC body starts (buffer indices).
             cfo_frac: float (K,): fractional CFO of each candidate (subcarriers, |·| ≤ 0.5).
         """
+        buf = np.ascontiguousarray(buf, np.complex64)
         starts = np.asarray(starts, np.int64)
         k = starts.size
         if k == 0:
@@ -132,14 +148,17 @@ class PreambleCheck:
         first = span + tap + n * np.rint((starts + n + self.gp - span - tap) / n).astype(np.int64)
         lts1 = (first[:, None] + n * np.arange(-1, 2)).reshape(-1)
         region = lts1 - self.gp + self.cp
-        window, total = self._region_energy(buf, np.maximum(region, 0), np.repeat(cfo, 3))
+        window, total, centre = self._region_energy(buf, np.maximum(region, 0), np.repeat(cfo, 3))
         window = (window * (region >= 0)).reshape(k, 3)
         # the placement that collects the most channel energy (a normalised score would favour a region that
         # misses part of the LTS over one that holds it all plus strong interference, e.g. a frame behind it)
         j = window.argmax(axis=1)
         best = window[np.arange(k), j] / np.maximum(total.reshape(k, 3)[np.arange(k), j], 1e-30)
         passed = best >= self.threshold
-        return passed, best, np.where(passed, lts1.reshape(k, 3)[np.arange(k), j] - n - self.gp, starts)
+        # the LTS start: the energy centre of the channel window (the window itself starts up to `width` taps
+        # before the first path; the decoder's timing works best from a start at or just after the first path)
+        lts1 = lts1.reshape(k, 3)[np.arange(k), j] + np.rint(centre.reshape(k, 3)[np.arange(k), j]).astype(np.int64)
+        return passed, best, np.where(passed, lts1 - n - self.gp, starts)
 
     def needed(self) -> int:
         """Samples from a candidate's coarse SC body start that :meth:`__call__` reads (the last placement's
@@ -154,18 +173,15 @@ class PreambleCheck:
         the CFO the derotation left (K,), an integer number of subcarriers)."""
         n = self.fft_size
         copies = -(-length // n)
-        rows = sliding_window_view(buf, n)
         # derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N}: exact per copy c; per sample r from a
         # table of fractional CFOs (≤ π/_PHASE_LEVELS rad off at the end of a period)
         per_copy = np.exp(-2j * np.pi * np.outer(cfo, np.arange(copies))).astype(np.complex64)
         level = np.rint(cfo * _PHASE_LEVELS).astype(np.int64) % _PHASE_LEVELS
         z = np.zeros((starts.size, n), np.complex64)
+        rows = _windows(buf, buf.size - n + 1, n, buf.strides[0])  # rows[i] = buf[i:i + N]
         for c in range(copies):
-            part = rows[starts + c * n]
-            part *= per_copy[:, c:c + 1]
-            if c == copies - 1:
-                part[:, length - c * n:] = 0
-            z += part
+            r = min(n, length - c * n)
+            z[:, :r] += rows[starts + c * n, :r] * per_copy[:, c:c + 1]
         z *= self._derotation[level]
         return z, np.rint(cfo - self._levels[level]).astype(np.int64)
 
@@ -185,23 +201,26 @@ class PreambleCheck:
         z, _ = self._fold(buf, starts + self.offset, self.length, cfo_frac)
         spec = scipy.fft.fft(z, axis=1)
         wrapped = np.concatenate([spec[:, n - s:], spec, spec[:, :s]], axis=1)
-        shifted = sliding_window_view(wrapped, n, axis=1)  # (K, 2S+1, N): [k, i, f] = spec[k, (f + i - S) mod N]
-        blocks = (self._cir_power(shifted).reshape(-1, 2 * b) @ self._ones[:2 * b]).reshape(k, 2 * s + 1, n // b)
-        c = np.cumsum(np.concatenate([blocks, blocks[:, :, :self.window_blocks - 1]], axis=2), axis=2)
-        window = c[:, :, self.window_blocks - 1:]
-        window[:, :, 1:] -= c[:, :, :-self.window_blocks]
-        frac = (window / np.maximum(blocks.sum(axis=2), 1e-30)[:, :, None]).reshape(k, -1)
+        # (K, 2S+1, N) view: [k, i, f] = spec[k, (f + i - S) mod N]
+        shifted = _windows(wrapped, k, (2 * s + 1, n), wrapped.strides[0], wrapped.strides[1])
+        blocks = self._cir_power(shifted).reshape(-1, 2 * b) @ self._ones[:2 * b]  # (K (2S+1) N/b,)
+        blocks = blocks.reshape(-1, n // b)
+        window = blocks @ self._window_of_blocks  # [., j]: the window of blocks j .. j + window_blocks (circular)
+        frac = (window / np.maximum(blocks @ self._ones[:n // b], 1e-30)[:, None]).reshape(k, -1)
         best = frac.argmax(axis=1)
-        shift_i, first_block = np.divmod(best, window.shape[2])
+        shift_i, first_block = np.divmod(best, n // b)
         level = np.rint(cfo_frac * _PHASE_LEVELS).astype(np.int64) % _PHASE_LEVELS
         return frac[np.arange(k), best], first_block * b, self._levels[level] + shift_i - s
 
-    def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """CIR energy (K,) in taps ``Gp - cp .. Gp - cp + width`` and in all taps (K,) of the ISI-free LTS
-        regions starting at ``starts`` (K,), at CFO ``cfo`` (K,) (arbitrary common unit)."""
+    def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CIR energy (K,) in the channel window (taps ``Gp - cp .. Gp - cp + width``) and in all taps (K,)
+        (arbitrary common unit), and the window's energy centre (K,) in taps from its start, of the ISI-free LTS
+        regions starting at ``starts`` (K,), at CFO ``cfo`` (K,)."""
         n = self.fft_size
         z, shift = self._fold(buf, starts, self.gp + 2 * n - self.cp, cfo)
         spec = scipy.fft.fft(z, axis=1)
-        spec = np.take_along_axis(spec, (np.arange(n) + shift[:, None]) % n, axis=1)
+        spec = spec[np.arange(starts.size)[:, None], (np.arange(n) + shift[:, None]) % n]
         power = self._cir_power(spec)
-        return power @ self._in_window, power @ self._ones
+        window = power @ self._in_window
+        return window, power @ self._ones, (power @ self._tap_in_window) / np.maximum(window, 1e-30)
