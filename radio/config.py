@@ -127,7 +127,9 @@ class ReceiverConfig(TomlConfig):
             ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
         detection_threshold: detection metric (0..1, :func:`radio.sync.detection_metric`) that opens a
             candidate, for the narrow preset's occupancy (96/128 used subcarriers); presets with fewer used
-            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×).
+            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×). About 70 % of
+            what a −7 dB preamble reads: noise opens candidates at most every half preamble, and the coherent
+            check (``candidate_false_pass``) drops them.
         candidate_false_pass: probability (0..1) that a noise candidate passes the coherent check on the long
             training region (:class:`radio.preamble_detector.PreambleCheck`) and is examined further.
         verify_threshold: fraction (0..1) of the received long-training energy that the

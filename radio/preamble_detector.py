@@ -10,19 +10,21 @@ before the receiver's costly verification and header decoding.
 
 Per candidate at SC body start ``p`` (coarse: off by up to ± N at −5 dB):
 
-1. a span ``N/2`` wider on each side than the LTS region's ISI-free part is derotated by the fractional CFO
-   and folded modulo N (the region is N-periodic, so its copies add coherently; the span's extra samples
-   only add noise);
-2. FFT, and for each integer shift ``s`` the LS channel times the known LTS → channel impulse response
-   (CIR); the score is the largest fraction of a CIR's energy in ``cp + 1`` consecutive taps (a channel
-   that fits the cyclic prefix puts its energy there; noise spreads over all N taps);
-3. a candidate that passes is placed: the fold gives the LTS start modulo N; of the three starts within ± N
-   of the coarse one, the one whose region (``Gp − cp + 2N`` samples) best matches the periodic signal that
-   the measured CIR predicts is taken.
+1. **locate**: a span ``N/2`` wider on each side than the LTS region's ISI-free part is derotated by the
+   fractional CFO and folded modulo N (the region is N-periodic, so its copies add coherently; the span's extra
+   samples only add noise); its FFT times the known LTS, for each integer CFO shift, is the channel impulse
+   response (CIR) modulo N. The best (shift, window) holds the largest fraction of its CIR's energy in a window
+   of ``width`` ≥ cp + 1 taps starting on a multiple of ``block`` taps (a channel that fits the cyclic prefix
+   lies inside one; noise spreads over all N taps);
+2. **place and score** (candidates whose located fraction reaches ``locate_threshold``): of the three LTS
+   starts within ± N of the coarse one that the located window allows, the one whose exact ISI-free region
+   (``Gp − cp + 2N`` samples) collects the most CIR energy in that window is taken; its energy fraction there
+   is the score, and the frame's start is put at the window's energy centre.
 
-Under noise the score of one (shift, tap) hypothesis is the energy fraction of a window of band-limited
-white noise, ≈ Beta(W·U/N, (N−W)·U/N) (U used subcarriers, W = cp + 1 taps); the threshold is its
-``1 − false_pass / (N · shifts)`` quantile, so a noise candidate passes with probability ≈ ``false_pass``.
+Under noise the energy fraction of one window is that of band-limited white noise, ≈ Beta(W·U/N, (N−W)·U/N)
+(U used subcarriers, W = ``width``); the thresholds are its quantiles at ``false_pass`` (score) and
+``_LOCATE_PASS`` (locate) over the number of hypotheses each is the best of (a union bound: a noise candidate
+passes with probability at most about ``false_pass``).
 """
 from __future__ import annotations
 
@@ -30,14 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 import scipy.stats
 
 from radio.config import FrameConfig
 from radio.ofdm import ResourceGrid
 from radio.preamble import Preamble
 
-_PHASE_LEVELS = 64
+_PHASE_LEVELS = 64  # fractional-CFO derotation table size
 _LOCATE_PASS = 0.5
 """Union bound on the probability that a noise candidate's wide-span score reaches the placement step (measured
 at the narrow preset: ~0.2); a frame at −5 dB whose coarse start is within ± N of the truth scores well above."""

@@ -1,6 +1,7 @@
 """Streaming OFDM receiver: detection, synchronisation, channel/SNR/delay-spread estimation, decoding.
 
-Per frame: Schmidl-Cox + LTS-pair candidate → fractional CFO (LTS pair, ± 0.5) → integer CFO and timing
+Per frame: Schmidl-Cox + LTS-pair candidate → coherent LTS-region check and placement (weak candidates,
+:mod:`radio.preamble_detector`) → fractional CFO (LTS pair, ± 0.5) → integer CFO and timing
 modulo N (CIR energy of one LTS window per shift) → fine timing and verification (matched filter on the LTS
 pair) → residual CFO (LTS pair) → LS channel,
 noise, delay window, SNR (candidates below ``min_snr_db`` are dropped as noise) and delay spread →
