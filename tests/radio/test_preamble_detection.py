@@ -17,20 +17,21 @@ def _check(cfg: radio.FrameConfig, false_pass: float = 1e-3) -> PreambleCheck:
     return PreambleCheck(cfg, FrameLayout(cfg).preamble, 4, false_pass)
 
 
-def _frame(cfg, rng, snr_db, cfo, taps=None, lead=700):
+def _frame(cfg, rng, snr_db, cfo, taps=None, lead=700, sco_ppm=0.0):
     return apply_channel(radio.Transmitter(cfg).modulate(random_symbols(64, rng), frame_id=1), cfg, rng,
-                         snr_db=snr_db, taps=taps, cfo_subcarriers=cfo, lead=lead, tail=lead)
+                         snr_db=snr_db, taps=taps, cfo_subcarriers=cfo, lead=lead, tail=lead, sco_ppm=sco_ppm)
 
 
-@pytest.mark.parametrize("cfo, offset, taps", [
-    (0.3, 0, None),
-    (-3.7, 90, None),
-    (3.9, -110, [(0.0, 0.8), (3.0, 0.5j), (9.0, -0.33)]),
-    (-2.45, 60, [(0.0, 0.7), (13.5, 0.7)]),
+@pytest.mark.parametrize("cfo, offset, taps, sco_ppm", [
+    (0.3, 0, None, 0.0),
+    (-3.7, 90, None, 0.0),
+    (3.9, -110, [(0.0, 0.8), (3.0, 0.5j), (9.0, -0.33)], 0.0),
+    (-2.45, 60, [(0.0, 0.7), (13.5, 0.7)], 0.0),
+    (1.2, -40, [(0.0, 0.8), (5.0, 0.6)], 100.0),
 ])
-def test_check_places_the_preamble_and_measures_its_cfo(cfo, offset, taps):
+def test_check_places_the_preamble_and_measures_its_cfo(cfo, offset, taps, sco_ppm):
     rng = np.random.default_rng(21)
-    x, truth = _frame(CFG, rng, 0.0, cfo, taps)
+    x, truth = _frame(CFG, rng, 0.0, cfo, taps, sco_ppm=sco_ppm)
     sc = truth.start + FrameLayout(CFG).preamble.sc_offset
     r = _check(CFG)(x, np.array([sc + offset]), np.array([cfo - round(cfo)]))
     assert r.passed[0]
