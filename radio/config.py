@@ -127,7 +127,11 @@ class ReceiverConfig(TomlConfig):
             ``"lmmse"`` (Wiener filter with a uniform power-delay profile over the same window).
         detection_threshold: detection metric (0..1, :func:`radio.sync.detection_metric`) that opens a
             candidate, for the narrow preset's occupancy (96/128 used subcarriers); presets with fewer used
-            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×).
+            subcarriers per FFT bin scale it by the square of the ratio (the wide presets: 0.61×). About 70 % of
+            what a −7 dB preamble reads: noise opens candidates at most every half preamble, and the coherent
+            check (``candidate_false_pass``) drops them.
+        candidate_false_pass: probability (0..1) that a noise candidate passes the coherent check on the long
+            training region (:class:`radio.preamble_detector.PreambleCheck`) and is examined further.
         verify_threshold: fraction (0..1) of the received long-training energy that the
             matched-filter channel window must hold for a candidate to be accepted as a frame.
         min_snr_db: a verified candidate whose preamble SNR estimate is below this is noise: dropped
@@ -142,7 +146,8 @@ class ReceiverConfig(TomlConfig):
     """
 
     channel_estimator: Literal["ls", "dft", "lmmse"] = "lmmse"
-    detection_threshold: float = 0.025
+    detection_threshold: float = 0.012
+    candidate_false_pass: float = 1e-3
     verify_threshold: float = 0.13
     min_snr_db: float = -10.0
     report_threshold: float = 0.2
@@ -156,7 +161,7 @@ class ReceiverConfig(TomlConfig):
     def validate(self) -> None:
         if self.channel_estimator not in ("ls", "dft", "lmmse"):
             raise ConfigError(f"channel_estimator must be ls, dft or lmmse, got {self.channel_estimator!r}")
-        for name in ("detection_threshold", "verify_threshold", "report_threshold"):
+        for name in ("detection_threshold", "candidate_false_pass", "verify_threshold", "report_threshold"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if not -30 <= self.min_snr_db <= 10:
