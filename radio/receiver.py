@@ -350,7 +350,7 @@ class Receiver:
         else:
             q = cp // 4
             delays = (-_LEAK, min(-(-(extent + _LEAK + 1) // q), -(-(cp + _LEAK + 1) // q)) * q)
-        rank = delays[1] - delays[0]
+        rank = self.estimator.rank(delays)
         coef = self.estimator.coefficients(h_ls, delays)
         noise_e, dof = preamble_noise(h_ls, coef, rank, diff_e)
         n0 = noise_e / dof
