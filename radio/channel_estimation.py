@@ -23,12 +23,13 @@ _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below thi
 
 
 @lru_cache(maxsize=256)
-def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigen-decomposition of the frequency correlation R of a uniform PDP on delays d0..d1-1 (unit
-    average power), for the used subcarriers in ``key``, restricted to the K ≤ W = d1 - d0 eigenvalues
-    at least :data:`_NULL_DIRECTION` of the largest: (λ (K,) descending, ramp (U,) complex64, V_r (U, K)
-    float32), with R's eigenvectors ``V = diag(ramp) V_r``. The DFT projection is ``V Vᴴ``, the delay
-    window's rank K. Shared by all receivers.
+def _uniform_pdp_basis(key: tuple[bytes, int], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the frequency correlation R of a uniform PDP on ``width`` = W delays centred
+    on 0 (unit average power), for the used subcarriers in ``key``, restricted to the K ≤ W eigenvalues at
+    least :data:`_NULL_DIRECTION` of the largest: (λ (K,) descending, V_r (U, K) float32). A window of the
+    same width centred on c has eigenvectors ``V = diag(e^{−j2πkc/N}) V_r`` and the same λ (see
+    :meth:`ChannelEstimator._basis`). The DFT projection is ``V Vᴴ``, the delay window's rank K. Shared by
+    all receivers.
 
     R has W nonzero eigenvalues in exact arithmetic, but a window wider than about N/U·(a few) taps has
     ~W·U/N of them holding its channels' energy and the rest falling off to 1e-30 (a prolate-spheroidal
@@ -38,7 +39,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.nda
     K/W the size (and the SNR estimator's noise, measured outside the window, gains W − K degrees of
     freedom).
 
-    The eigenvectors are real up to one phase ramp: with the window's centre c and ``m = d − c`` (symmetric
+    The eigenvectors are real up to that phase ramp: with the window's centre c and ``m = d − c`` (symmetric
     about 0), ``F = diag(e^{−j2πkc/N}) F_c`` and ``F_c F_cᴴ = B Bᵀ`` with B the real U × W matrix of the
     columns ``cos(2πkm/N)`` (m = 0) and ``√2 cos(2πkm/N)``, ``√2 sin(2πkm/N)`` (m > 0). A real V_r is half
     the bytes of a complex V, and the products with it are memory-bound (U·W values: 1200 × 900 at
@@ -46,8 +47,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.nda
     threading threshold and costs ~0.5 ms on a busy machine)."""
     k = np.frombuffer(key[0], dtype=np.int64)
     n = key[1]
-    centre = (d0 + d1 - 1) / 2
-    m = np.arange(d0, d1) - centre
+    m = np.arange(width) - (width - 1) / 2
     arg = 2 * np.pi * np.outer(k, m[m > 0]) / n
     b = np.concatenate([np.ones((k.size, int(np.count_nonzero(m == 0))))]
                        + [np.sqrt(2) * np.cos(arg), np.sqrt(2) * np.sin(arg)], axis=1)
@@ -55,8 +55,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.nda
     # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(b, full_matrices=False)
     rank = int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
-    ramp = np.exp(-2j * np.pi * k * centre / n).astype(np.complex64)
-    return np.ascontiguousarray(sv[:rank] ** 2 / m.size), ramp, np.ascontiguousarray(v[:, :rank], np.float32)
+    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.ascontiguousarray(v[:, :rank], np.float32)
 
 
 def _real_matvec(m: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -83,9 +82,13 @@ class ChannelEstimator:
         self._bases: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(λ (K,), ramp (U,) complex64, V_r (U, K) float32) of the window d0..d1-1: the eigenvectors of its
+        width's centred window (one SVD per width), moved to its centre by the ramp."""
         basis = self._bases.get((d0, d1))
         if basis is None:
-            basis = self._bases[d0, d1] = _uniform_pdp_basis(self._key, d0, d1)
+            lam, v_r = _uniform_pdp_basis(self._key, d1 - d0)
+            ramp = np.exp(-2j * np.pi * self.k * ((d0 + d1 - 1) / 2) / self.n).astype(np.complex64)
+            basis = self._bases[d0, d1] = lam, ramp, v_r
         return basis
 
     def rank(self, delays: tuple[int, int]) -> int:
