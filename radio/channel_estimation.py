@@ -186,11 +186,11 @@ def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np
     product of one per-symbol step: one complex multiply per element instead of an ``exp``.
     """
     common, slope = phase
-    step = slope[1] - slope[0] if slope.size > 1 else 0.0
     dtype = h.dtype
     steps = np.empty((slope.size, subcarriers.size), dtype)
-    steps[:] = np.exp(1j * step * subcarriers)
     steps[0] = np.exp(1j * slope[0] * subcarriers)
+    if slope.size > 1:
+        steps[1:] = np.exp(1j * (slope[1] - slope[0]) * subcarriers)
     rot = np.cumprod(steps, axis=0)
     rot *= np.exp(1j * common).astype(dtype)[:, None]
     rot *= h[None, :]

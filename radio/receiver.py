@@ -335,9 +335,9 @@ class Receiver:
         # (then the tone falls on one subcarrier bin and leaks nowhere).
         rot = cmath.exp(2j * math.pi * cfo)
         self._dc = 0.0
-        if abs(1 - rot) > 0.5:
-            r1 = buf[w:w + n].astype(np.complex128)
-            self._dc = complex((buf[w + n:w + 2 * n] - r1 * rot).sum() / n) / (1 - rot)
+        if abs(1 - rot) > 0.5:  # mean of r2 − r1·e^{j2πε}, from the two copies' sums
+            sums = buf[w:w + 2 * n].reshape(2, n).sum(axis=1, dtype=np.complex128)
+            self._dc = complex(sums[1] - sums[0] * rot) / n / (1 - rot)
         start_rel = first - lay.preamble.lts1_offset
         start = self._buf_start + start_rel
 
@@ -526,13 +526,16 @@ class Receiver:
         den = np.sqrt((np.abs(y) ** 2).sum(axis=1) * (np.abs(ref) ** 2).sum(axis=1))
         agreement = num / np.maximum(den, np.finfo(np.float32).tiny)
         header = agreement[:nh]
-        level, spread = float(header.mean()), _PILOT_SPREAD_MARGIN * float(header.std()) + 1e-6
+        level = float(header.mean())
         failing = int(np.count_nonzero(agreement[nh:] < 0.5 * level))
+        if failing == 0:
+            return True
+        spread = _PILOT_SPREAD_MARGIN * float(header.std()) + 1e-6
         # a payload symbol of the frame falls below half the header level about as often as a Gaussian of the
         # header symbols' mean and spread does (~0.05 at -5 dB, ~0 at high SNR)
         # (scipy.special's ndtr and bdtrc are scipy.stats' norm.cdf and binom.sf without their ~0.1 ms of overhead)
         p_fail = float(np.clip(scipy.special.ndtr(-0.5 * level / spread), _PILOT_FAIL_PROB_MIN, 0.5))
-        return failing == 0 or float(scipy.special.bdtrc(failing - 1, yp.shape[0], p_fail)) >= _PILOT_FAIL_ALPHA
+        return float(scipy.special.bdtrc(failing - 1, yp.shape[0], p_fail)) >= _PILOT_FAIL_ALPHA
 
     def _clipped(self, lo: int, hi: int) -> bool:
         """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""
