@@ -198,12 +198,12 @@ def test_header_fast_path_tries_sets_in_turn_as_the_all_sets_minimum():
 
 
 @pytest.mark.parametrize("onset, extent", [(448, 460), (0, 900), (-1, -1), (1500, 1700), (-8, 30)])
-def test_wide_delay_window_holds_the_measured_channel_on_an_eighth_cp_grid(onset, extent):
+def test_wide_delay_window_holds_the_measured_channel_on_its_grid(onset, extent):
     cfg = radio.FrameConfig(preset="wide-30.72")
     rx, cp, leak = radio.Receiver(cfg), cfg.cp_length, 4
     lo, hi = rx._delay_window(onset, extent)
-    assert lo % (cp // 8) == 0 and hi % (cp // 8) == 0 and lo < hi
-    assert hi <= cp + leak + cp // 8  # capped at the CP
+    assert lo % (cp // 8) == 0 and hi % (cp // 4) == 0 and lo < hi
+    assert hi <= cp + leak + cp // 4  # capped at the CP
     if extent + leak < hi:  # a channel inside the cap: the window holds it with its leakage taps
         assert lo <= onset - leak and extent + leak < hi
-        assert hi - lo <= extent - onset + 2 * leak + 2 * (cp // 8)  # and not much more
+        assert hi - lo <= extent - onset + 2 * leak + cp // 8 + cp // 4  # and not much more
