@@ -267,10 +267,14 @@ class Receiver:
         ISI-free plateau, so a short channel starts about half a CP in: a window from −_LEAK would also hold
         half a CP of noise (and basis directions: the four products with the basis are a large part of a
         frame's cost). The end keeps the coarser grid's margin: a weak tail below the support threshold stays
-        inside (an end on the eighth grid read long TDL-C/E channels' SNR at 20 dB up to 0.5 dB lower). The
-        grids keep the bases few: one U·W² SVD per width (seconds at U = 1200), at most eleven widths."""
-        q = self.cfg.cp_length // 8
-        hi = min(-(-(extent + _LEAK + 1) // (2 * q)), -(-(self.cfg.cp_length + _LEAK + 1) // (2 * q))) * 2 * q
+        inside (an end on the eighth grid read long TDL-C/E channels' SNR at 20 dB up to 0.5 dB lower), and a
+        channel longer than the CP gets the whole CP from −_LEAK, as all channels did before. The grids keep
+        the bases few: one U·W² SVD per width (seconds at U = 1200), at most eleven widths."""
+        cp = self.cfg.cp_length
+        q = cp // 8
+        hi = min(-(-(extent + _LEAK + 1) // (2 * q)), -(-(cp + _LEAK + 1) // (2 * q))) * 2 * q
+        if extent > cp + _LEAK:
+            return -_LEAK, hi
         return min((onset - _LEAK) // q * q, hi - q), hi
 
     def _verify(self, lts1: int) -> tuple[float, int, int, float, bool]:
