@@ -23,10 +23,11 @@ _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below thi
 
 
 @lru_cache(maxsize=256)
-def _uniform_pdp_basis(key: tuple[bytes, int], width: int) -> tuple[np.ndarray, np.ndarray]:
+def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool) -> tuple[np.ndarray, np.ndarray]:
     """Eigen-decomposition of the frequency correlation R of a uniform PDP on ``width`` = W delays centred
     on 0 (unit average power), for the used subcarriers in ``key``, restricted to the K ≤ W eigenvalues at
-    least :data:`_NULL_DIRECTION` of the largest: (λ (K,) descending, V_r (U, K) float32). A window of the
+    least :data:`_NULL_DIRECTION` of the largest (all W with ``null_directions``): (λ (K,) descending, V_r (U, K)
+    float32). A window of the
     same width centred on c has eigenvectors ``V = diag(e^{−j2πkc/N}) V_r`` and the same λ (see
     :meth:`ChannelEstimator._basis`). The DFT projection is ``V Vᴴ``, the delay window's rank K. Shared by
     all receivers.
@@ -54,7 +55,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], width: int) -> tuple[np.ndarray, 
     # R = B Bᵀ / W up to the ramp: its eigenvectors are B's left singular vectors (an O(U·W²) SVD instead of
     # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(b, full_matrices=False)
-    rank = int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
+    rank = width if null_directions else int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
     return np.ascontiguousarray(sv[:rank] ** 2 / width), np.ascontiguousarray(v[:, :rank], np.float32)
 
 
@@ -73,9 +74,13 @@ class ChannelEstimator:
     Args:
         subcarriers: signed index of each used subcarrier, shape (U,).
         fft_size: N.
+        null_directions: keep the window's numerically null directions (rank W, see
+            :func:`_uniform_pdp_basis`): they catch part of a channel that outlasts its window, which an SNR
+            estimate then reads as channel rather than noise.
     """
 
-    def __init__(self, subcarriers: np.ndarray, fft_size: int):
+    def __init__(self, subcarriers: np.ndarray, fft_size: int, null_directions: bool = False):
+        self.null_directions = null_directions
         self.k = np.asarray(subcarriers)
         self.n = fft_size
         self._key = (self.k.tobytes(), fft_size)
@@ -86,7 +91,7 @@ class ChannelEstimator:
         width's centred window (one SVD per width), moved to its centre by the ramp."""
         basis = self._bases.get((d0, d1))
         if basis is None:
-            lam, v_r = _uniform_pdp_basis(self._key, d1 - d0)
+            lam, v_r = _uniform_pdp_basis(self._key, d1 - d0, self.null_directions)
             ramp = np.exp(-2j * np.pi * self.k * ((d0 + d1 - 1) / 2) / self.n).astype(np.complex64)
             basis = self._bases[d0, d1] = lam, ramp, v_r
         return basis

@@ -140,6 +140,9 @@ class Receiver:
         self.layout = FrameLayout(self.cfg)
         g = self.layout.grid
         self.estimator = ChannelEstimator(g.subcarriers, self.cfg.fft_size)
+        # a channel longer than the CP outlasts every delay window: its window keeps all W directions (dropping
+        # the null ones read its SNR up to 0.3 dB lower at 20 dB in the reduced estimator grids)
+        self._isi_estimator = ChannelEstimator(g.subcarriers, self.cfg.fft_size, null_directions=True)
         self.ds = DelaySpreadEstimator(g.subcarriers, self.cfg.fft_size, self.cfg.sample_rate_hz,
                                        self.cfg.preamble_cp_length)
         self._pilot_sc = g.subcarriers[g.pilot_idx]
@@ -364,8 +367,10 @@ class Receiver:
             delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
         else:
             delays = self._delay_window(onset, extent)
-        rank = self.estimator.rank(delays)
-        coef = self.estimator.coefficients(h_ls, delays)
+        no_isi = extent <= cp + _LEAK
+        est = self.estimator if no_isi else self._isi_estimator
+        rank = est.rank(delays)
+        coef = est.coefficients(h_ls, delays)
         noise_e, dof = preamble_noise(h_ls, coef, rank, diff_e)
         n0 = noise_e / dof
         sig = signal_power(coef, h_ls.size, rank, n0)
@@ -375,7 +380,7 @@ class Receiver:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
-        h, kept = self.estimator.filter(h_ls, coef, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
+        h, kept = est.filter(h_ls, coef, rxc.channel_estimator, delays, 0.5 * n0 / max(sig, 1e-12))
         ds_s, ds_below = self.ds.estimate(h_ls, n0 / 2)
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
@@ -460,7 +465,6 @@ class Receiver:
         obs *= cpe[:, None]  # (nh, U), each ≈ H + noise of variance N0
         res_h = obs - h[None, :]
         known_h = float(np.vdot(res_h, res_h).real) / (1 + 0.5 * kept)  # N0 · count (h had error kept·N0/2)
-        no_isi = extent <= cp + _LEAK
         err = 0.5 * kept  # channel-estimation error variance / N0 of the channel used for the payload
         if no_isi:
             m = 2 + nh

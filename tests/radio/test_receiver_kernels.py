@@ -163,6 +163,7 @@ def test_delay_window_basis_drops_only_directions_without_channel_energy():
     est, delays = ChannelEstimator(k, cfg.fft_size), (-4, 896)
     rank = est.rank(delays)
     assert 0.5 * (delays[1] - delays[0]) < rank < 0.7 * (delays[1] - delays[0])
+    assert ChannelEstimator(k, cfg.fft_size, null_directions=True).rank(delays) == delays[1] - delays[0]
     rng = np.random.default_rng(6)
     f = _delay_window_matrix(k, cfg.fft_size, delays)
     for taps in (rng.standard_normal(f.shape[1]) + 1j * rng.standard_normal(f.shape[1]), np.eye(f.shape[1])[0]):
