@@ -37,7 +37,7 @@ _KAISER_BETA = 8.0
 _EXTENT_BETA = 4.0
 RESOLUTION_BANDWIDTHS = 0.5
 """The resolution floor in units of 1 / occupied bandwidth."""
-_NOISE_THRESHOLD = 4.0   # of :meth:`DelaySpreadEstimator.support`
+_NOISE_THRESHOLD = 4.0   # of :meth:`DelaySpreadEstimator.extent`
 _FALSE_TAPS = 1e-4
 _SIDELOBE_DB = 40.0
 ESTIMATORS = ("pdp", "coherence")
@@ -148,10 +148,9 @@ class DelaySpreadEstimator:
         below = not tau_s >= self.resolution_s
         return (self.resolution_s if below else tau_s), below
 
-    def support(self, h: np.ndarray, noise: float) -> tuple[int, int]:
-        """(first, last) delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
-        (−25 dB below the strongest tap): where the channel's impulse response starts and ends; (−1, −1) if
-        no tap is."""
+    def extent(self, h: np.ndarray, noise: float) -> int:
+        """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
+        (−25 dB below the strongest tap); −1 if none."""
         p, floor = self.impulse_response_power(h, noise, self._taper_extent)
         above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
-        return (int(self.delays[above[0]]), int(self.delays[above[-1]])) if above.size else (-1, -1)
+        return int(self.delays[above[-1]]) if above.size else -1

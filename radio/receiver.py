@@ -262,24 +262,6 @@ class Receiver:
         spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
         return spec
 
-    def _delay_window(self, onset: int, extent: int) -> tuple[int, int]:
-        """The channel filter's delay window (first, last + 1), samples after the FFT window start, at the wide
-        presets (CP 224-896 samples, sized for every channel of the paper's range): the measured impulse
-        response ``onset`` .. ``extent`` widened by :data:`_LEAK` taps, the start rounded down to an eighth of
-        the CP, the end up to a quarter of it and capped at the CP. The FFT window sits in the middle of the
-        ISI-free plateau, so a short channel starts about half a CP in: a window from −_LEAK would also hold
-        half a CP of noise (and basis directions: the four products with the basis are a large part of a
-        frame's cost). The end keeps the coarser grid's margin: a weak tail below the support threshold stays
-        inside (an end on the eighth grid read long TDL-C/E channels' SNR at 20 dB up to 0.5 dB lower), and a
-        channel longer than the CP gets the whole CP from −_LEAK, as all channels did before. The grids keep
-        the bases few: one U·W² SVD per width (seconds at U = 1200), at most eleven widths."""
-        cp = self.cfg.cp_length
-        q = cp // 8
-        hi = min(-(-(extent + _LEAK + 1) // (2 * q)), -(-(cp + _LEAK + 1) // (2 * q))) * 2 * q
-        if extent > cp + _LEAK:
-            return -_LEAK, hi
-        return min((onset - _LEAK) // q * q, hi - q), hi
-
     def _verify(self, lts1: int) -> tuple[float, int, int, float, bool]:
         """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
         ``lts1``: (CFO (subcarriers), FFT window start w, first path (buffer indices), fraction, unambiguous).
@@ -361,12 +343,16 @@ class Receiver:
         x_lts = lay.preamble.lts_values
         h_ls, diff_e = ls_estimate(y[0], y[1], x_lts)
         n0 = diff_e / h_ls.size
-        onset, extent = self.ds.support(h_ls, n0 / 2)
-        # delay window: the CP, or the measured extent when longer; at the wide presets the measured channel
+        extent = self.ds.extent(h_ls, n0 / 2)
+        # delay window: the CP, or the measured extent when longer. At the wide presets (CP 224-896 samples,
+        # sized for every channel of the paper's range) the extent rounded up to a quarter CP and capped at
+        # the CP: the window's basis (an U·W² SVD, seconds at U = 1200) stays as small as the channel and
+        # at most five distinct windows are ever built (a noise candidate's "extent" is often the guard)
         if cp <= _FULL_CP_WINDOW:
             delays = (-_LEAK, min(max(extent, cp) + _LEAK + 1, gp + 1))
         else:
-            delays = self._delay_window(onset, extent)
+            q = cp // 4
+            delays = (-_LEAK, min(-(-(extent + _LEAK + 1) // q), -(-(cp + _LEAK + 1) // q)) * q)
         no_isi = extent <= cp + _LEAK
         est = self.estimator if no_isi else self._isi_estimator
         rank = est.rank(delays)

@@ -196,17 +196,3 @@ def test_header_fast_path_tries_sets_in_turn_as_the_all_sets_minimum():
     assert 0 < ok.sum() < ok.size
     np.testing.assert_array_equal(bits[ok], want_bits[ok])
     np.testing.assert_array_equal(bits[ok], info[ok[:40].nonzero()[0]])
-
-
-@pytest.mark.parametrize("onset, extent", [(448, 460), (0, 900), (-1, -1), (1500, 1700), (-8, 30)])
-def test_wide_delay_window_holds_the_measured_channel_on_its_grid(onset, extent):
-    cfg = radio.FrameConfig(preset="wide-30.72")
-    rx, cp, leak = radio.Receiver(cfg), cfg.cp_length, 4
-    lo, hi = rx._delay_window(onset, extent)
-    assert hi % (cp // 4) == 0 and lo < hi
-    assert hi <= cp + leak + cp // 4  # capped at the CP
-    if extent > cp + leak:  # a channel longer than the CP: all of it
-        assert lo == -leak
-    else:  # the window holds the channel with its leakage taps, and not much more
-        assert lo % (cp // 8) == 0 and lo <= onset - leak and extent + leak < hi
-        assert hi - lo <= extent - onset + 2 * leak + cp // 8 + cp // 4
