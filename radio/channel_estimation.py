@@ -8,7 +8,7 @@ samples relative to the FFT window start (a path at delay d multiplies subcarrie
 * **DFT denoising**: project H_ls onto the channels whose impulse response lies in a delay window
   (``F_W (F_Wᴴ F_W)⁻¹ F_Wᴴ``, F_W the U×W partial DFT). With guard bands, a plain
   IFFT → truncate → FFT leaks; the projection is the exact least-squares version of it.
-  Noise is reduced by W/U.
+  Noise is reduced by K/U, K ≤ W the window's numerical rank (its directions that hold channel energy).
 * **LMMSE**: ``R (R + N0/2 I)⁻¹ H_ls`` with R the frequency correlation of a uniform power-delay
   profile over the same window (Edfors et al. 1998), evaluated through R's eigen-decomposition.
 """
@@ -19,16 +19,28 @@ from functools import lru_cache
 import numpy as np
 
 _NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
+_NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
 
 
 @lru_cache(maxsize=256)
-def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigen-decomposition of the frequency correlation R of a uniform PDP on delays d0..d1-1 (unit
-    average power), for the used subcarriers in ``key``, restricted to R's W = d1 - d0 nonzero
-    eigenvalues (the rest are rounding noise): (λ (W,) descending, ramp (U,) complex64, V_r (U, W) float32),
-    with R's eigenvectors ``V = diag(ramp) V_r``. The DFT projection is ``V Vᴴ``. Shared by all receivers.
+def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the frequency correlation R of a uniform PDP on ``width`` = W delays centred
+    on 0 (unit average power), for the used subcarriers in ``key``, restricted to the K ≤ W eigenvalues at
+    least :data:`_NULL_DIRECTION` of the largest (all W with ``null_directions``): (λ (K,) descending, V_r (U, K)
+    float32). A window of the
+    same width centred on c has eigenvectors ``V = diag(e^{−j2πkc/N}) V_r`` and the same λ (see
+    :meth:`ChannelEstimator._basis`). The DFT projection is ``V Vᴴ``, the delay window's rank K. Shared by
+    all receivers.
 
-    The eigenvectors are real up to one phase ramp: with the window's centre c and ``m = d − c`` (symmetric
+    R has W nonzero eigenvalues in exact arithmetic, but a window wider than about N/U·(a few) taps has
+    ~W·U/N of them holding its channels' energy and the rest falling off to 1e-30 (a prolate-spheroidal
+    spectrum: 542 of 900 above 1e-9 at wide-30.72's widest window): a channel of the window puts less
+    than 1e-9 of its energy into each dropped direction, below the float32 rounding of the basis itself.
+    Dropping them leaves the filters unchanged to that rounding and makes every product with the basis
+    K/W the size (and the SNR estimator's noise, measured outside the window, gains W − K degrees of
+    freedom).
+
+    The eigenvectors are real up to that phase ramp: with the window's centre c and ``m = d − c`` (symmetric
     about 0), ``F = diag(e^{−j2πkc/N}) F_c`` and ``F_c F_cᴴ = B Bᵀ`` with B the real U × W matrix of the
     columns ``cos(2πkm/N)`` (m = 0) and ``√2 cos(2πkm/N)``, ``√2 sin(2πkm/N)`` (m > 0). A real V_r is half
     the bytes of a complex V, and the products with it are memory-bound (U·W values: 1200 × 900 at
@@ -36,16 +48,15 @@ def _uniform_pdp_basis(key: tuple[bytes, int], d0: int, d1: int) -> tuple[np.nda
     threading threshold and costs ~0.5 ms on a busy machine)."""
     k = np.frombuffer(key[0], dtype=np.int64)
     n = key[1]
-    centre = (d0 + d1 - 1) / 2
-    m = np.arange(d0, d1) - centre
+    m = np.arange(width) - (width - 1) / 2
     arg = 2 * np.pi * np.outer(k, m[m > 0]) / n
     b = np.concatenate([np.ones((k.size, int(np.count_nonzero(m == 0))))]
                        + [np.sqrt(2) * np.cos(arg), np.sqrt(2) * np.sin(arg)], axis=1)
     # R = B Bᵀ / W up to the ramp: its eigenvectors are B's left singular vectors (an O(U·W²) SVD instead of
     # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(b, full_matrices=False)
-    ramp = np.exp(-2j * np.pi * k * centre / n).astype(np.complex64)
-    return np.ascontiguousarray(sv ** 2 / m.size), ramp, np.ascontiguousarray(v, np.float32)
+    rank = width if null_directions else int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
+    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.ascontiguousarray(v[:, :rank], np.float32)
 
 
 def _real_matvec(m: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -63,22 +74,35 @@ class ChannelEstimator:
     Args:
         subcarriers: signed index of each used subcarrier, shape (U,).
         fft_size: N.
+        null_directions: keep the window's numerically null directions (rank W, see
+            :func:`_uniform_pdp_basis`): they catch part of a channel that outlasts its window, which an SNR
+            estimate then reads as channel rather than noise.
     """
 
-    def __init__(self, subcarriers: np.ndarray, fft_size: int):
+    def __init__(self, subcarriers: np.ndarray, fft_size: int, null_directions: bool = False):
+        self.null_directions = null_directions
         self.k = np.asarray(subcarriers)
         self.n = fft_size
         self._key = (self.k.tobytes(), fft_size)
         self._bases: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _basis(self, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(λ (K,), ramp (U,) complex64, V_r (U, K) float32) of the window d0..d1-1: the eigenvectors of its
+        width's centred window (one SVD per width), moved to its centre by the ramp."""
         basis = self._bases.get((d0, d1))
         if basis is None:
-            basis = self._bases[d0, d1] = _uniform_pdp_basis(self._key, d0, d1)
+            lam, v_r = _uniform_pdp_basis(self._key, d1 - d0, self.null_directions)
+            ramp = np.exp(-2j * np.pi * self.k * ((d0 + d1 - 1) / 2) / self.n).astype(np.complex64)
+            basis = self._bases[d0, d1] = lam, ramp, v_r
         return basis
 
+    def rank(self, delays: tuple[int, int]) -> int:
+        """K: the dimension of the delay window's channels (``delays`` = (first, last + 1), samples), at most
+        its W taps (see :func:`_uniform_pdp_basis`); the degrees of freedom its projection keeps."""
+        return self._basis(*delays)[0].size
+
     def coefficients(self, h: np.ndarray, delays: tuple[int, int]) -> np.ndarray:
-        """Coordinates ``Vᴴ h`` (W,) complex64 of ``h`` (U,) in the orthonormal basis V (U, W) of the channels
+        """Coordinates ``Vᴴ h`` (K,) complex64 of ``h`` (U,) in the orthonormal basis V (U, K) of the channels
         within the delay window: the DFT-denoised ``h`` is ``V @ coef`` and its energy is ``‖coef‖²``, so
         estimates that need only the energy (:mod:`radio.snr_estimation`) never build the vector."""
         _, ramp, v_r = self._basis(*delays)
@@ -90,7 +114,7 @@ class ChannelEstimator:
 
         Args:
             h_ls: LS channel, shape (U,).
-            coef: ``self.coefficients(h_ls, delays)`` (W,).
+            coef: ``self.coefficients(h_ls, delays)`` (K,).
             method: "ls", "dft" or "lmmse".
             delays: (first, last + 1) delay of the window, samples.
             noise_ls: error variance of H_ls per subcarrier relative to the channel power per
@@ -103,8 +127,8 @@ class ChannelEstimator:
         if method == "dft":
             return ramp * _real_matvec(v_r, coef), lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
-        # directions with a gain below 1e-9 (λ descending: a tail, at the wide presets ~40 % of W, where λ is
-        # rounding noise) change the float32 result by less than its rounding: left out of the product
+        # directions with a gain below 1e-9 (λ descending: a tail at low SNR) change the float32 result by less
+        # than its rounding: left out of the product
         used = int(np.count_nonzero(gain >= _NEGLIGIBLE_GAIN))
         return (ramp * _real_matvec(v_r[:, :used], gain[:used].astype(np.float32) * coef[:used]),
                 float(gain @ gain) / u)
@@ -167,11 +191,11 @@ def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np
     product of one per-symbol step: one complex multiply per element instead of an ``exp``.
     """
     common, slope = phase
-    step = slope[1] - slope[0] if slope.size > 1 else 0.0
     dtype = h.dtype
     steps = np.empty((slope.size, subcarriers.size), dtype)
-    steps[:] = np.exp(1j * step * subcarriers)
     steps[0] = np.exp(1j * slope[0] * subcarriers)
+    if slope.size > 1:
+        steps[1:] = np.exp(1j * (slope[1] - slope[0]) * subcarriers)
     rot = np.cumprod(steps, axis=0)
     rot *= np.exp(1j * common).astype(dtype)[:, None]
     rot *= h[None, :]

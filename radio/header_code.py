@@ -126,13 +126,24 @@ class PolarHeaderCode:
         return bits, ok
 
     def decode_fast(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Numpy fast path only: (bits (B, 80), accepted (B,)); bits are meaningless where not accepted."""
+        """Numpy fast path only: (bits (B, 80), accepted (B,)); bits are meaningless where not accepted.
+
+        The information sets are tried in turn, each on the blocks no earlier one accepted: a codeword within
+        :data:`FAST_PATH_MAX_FLIPS` of the hard decisions is the only one (far inside half the minimum
+        distance), so the first set that finds one finds the nearest, and a clean block costs one set."""
         hard = (llr > 0).astype(np.float32)                                  # (B, n)
-        u = (np.einsum("bsk,skj->bsj", hard[:, self._cols], self._inv) % 2)   # (B, S, k)
-        flips = np.abs(((u @ self._g32) % 2) - hard[:, None, :]).sum(axis=2)  # (B, S)
-        best = np.argmin(flips, axis=1)
-        rows = np.arange(llr.shape[0])
-        return u[rows, best].astype(np.uint8), flips[rows, best] <= FAST_PATH_MAX_FLIPS
+        bits = np.zeros((llr.shape[0], K_BITS), np.uint8)
+        ok = np.zeros(llr.shape[0], bool)
+        for cols, inv in zip(self._cols, self._inv):
+            todo = np.flatnonzero(~ok)
+            if todo.size == 0:
+                break
+            u = (hard[todo][:, cols] @ inv) % 2                              # (T, k)
+            flips = np.abs(((u @ self._g32) % 2) - hard[todo]).sum(axis=1)   # (T,)
+            hit = flips <= FAST_PATH_MAX_FLIPS
+            bits[todo[hit]] = u[hit]
+            ok[todo[hit]] = True
+        return bits, ok
 
     def decode_list(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sionna SCL-8 only: (bits (B, 80), CRC-11 ok (B,))."""

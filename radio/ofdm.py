@@ -64,6 +64,7 @@ class ResourceGrid:
         self._t = np.arange(n)  # sample index within an FFT window
         self._pilots = np.zeros((0, self.pilot_idx.size), complex)
         self._filler = np.zeros(0, complex)
+        self._derotation = (0.0, np.full(n, 1 / self.scale, complex))  # (cfo, see _window_derotation)
 
     @property
     def num_data(self) -> int:
@@ -99,6 +100,14 @@ class ResourceGrid:
         t = scipy.fft.ifft(full, axis=1, norm="ortho") * self.scale
         return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
 
+    def _window_derotation(self, cfo: float) -> np.ndarray:
+        """CFO removal within an FFT window and the 1/scale of the transmitter's time scale, complex128 (N,):
+        one multiply before the FFT. The last CFO's is kept (a frame's windows are demodulated in two or three
+        batches at one CFO)."""
+        if cfo != self._derotation[0]:
+            self._derotation = (cfo, phase_ramp(cfo, self.cfg.fft_size, self.cfg.fft_size) / self.scale)
+        return self._derotation[1]
+
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
                    dc: complex = 0.0) -> np.ndarray:
         """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U).
@@ -112,9 +121,7 @@ class ResourceGrid:
         win = samples[np.asarray(starts)[:, None] + self._t]
         if dc:
             win -= np.complex64(dc)
-        # CFO removal and the 1/scale of the transmitter's time scale: one multiply before the FFT
-        rot = phase_ramp(cfo, n, n) / self.scale if cfo else 1.0 / self.scale
-        win *= np.asarray(rot, win.dtype)
-        spec = scipy.fft.fft(win, axis=1, norm="ortho")
+        win *= self._window_derotation(cfo).astype(win.dtype, copy=False)
+        spec = scipy.fft.fft(win, axis=1, norm="ortho", overwrite_x=True)
         u2 = self.cfg.num_used_subcarriers // 2
         return np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]

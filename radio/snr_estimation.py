@@ -8,7 +8,8 @@ Noise N0 comes only from known signals, never from decisions on the (continuous-
 1. the difference of the two identical long training symbols: ``|Y1 − Y2|² / 2`` (U degrees of
    freedom, immune to ISI up to the preamble guard);
 2. the part of the LS channel outside the delay window: ``2 ‖(I − P_W) H_ls‖²`` (U − W degrees of
-   freedom; P_W projects onto channels with impulse response inside the W-tap window);
+   freedom; P_W projects onto channels with impulse response inside the delay window, W here being the
+   window's rank: :meth:`radio.channel_estimation.ChannelEstimator.rank`, at most its tap count);
 3. optionally (when the channel fits the data CP) the residuals of pilots and other known resource
    elements after channel and phase correction.
 

@@ -21,24 +21,30 @@ DECIMATION = 8
 
 
 @njit
-def best_circular_window(power: np.ndarray, window: int) -> tuple[int, int]:
-    """(row, t) of the largest circular window energy ``Σ_{j=t+1}^{t+window} power[row, j mod N]`` of a
-    (R, N) float array (window < N), the first maximum in row-major order (as numpy's argmax of the
-    (R, N) energies). Running sums in float64, the rows advanced together (R independent additions per
-    step instead of one chain of dependent ones); loop-shaped, compiled by :func:`radio.jit.njit`."""
-    rows, n = power.shape
-    energy = np.zeros(rows)
+def best_circular_window(taps: np.ndarray, window: int) -> tuple[int, int]:
+    """(row, t) of the largest circular window energy ``Σ_{j=t+1}^{t+window} |taps[row, j mod N]|²`` of a
+    (R, N) complex or real array (window < N), the first maximum in row-major order (as numpy's argmax of
+    the (R, N) energies). |taps|² and the running sums in float64, the rows advanced together (R independent
+    additions per step instead of one chain of dependent ones); loop-shaped, compiled by :func:`radio.jit.njit`."""
+    rows, n = taps.shape
+    power = np.empty((n, rows))  # transposed: one step reads R adjacent values
     for r in range(rows):
-        for j in range(1, window + 1):
-            energy[r] += power[r, j]
+        for j in range(n):
+            power[j, r] = taps[r, j].real ** 2 + taps[r, j].imag ** 2
+    energy = np.zeros(rows)
+    for j in range(1, window + 1):
+        for r in range(rows):
+            energy[r] += power[j, r]
     best = np.full(rows, -1.0)
     best_t = np.zeros(rows, np.int64)
     for t in range(n):
-        add, drop = (t + window + 1) % n, (t + 1) % n
+        add, drop = t + window + 1, t + 1
+        add -= n if add >= n else 0
+        drop -= n if drop >= n else 0
         for r in range(rows):
             if energy[r] > best[r]:
                 best[r], best_t[r] = energy[r], t
-            energy[r] += power[r, add] - power[r, drop]
+            energy[r] += power[add, r] - power[drop, r]
     row = 0
     for r in range(rows):
         if best[r] > best[row]:
@@ -182,12 +188,12 @@ class IntegerCfo:
 
     def __init__(self, pre: Preamble, subcarriers: np.ndarray, fft_size: int, max_shift: int, window: int):
         self.shifts = np.arange(-max_shift, max_shift + 1)
-        self.bins = (subcarriers[None, :] + self.shifts[:, None]) % fft_size
-        self.ref = np.conj(pre.lts_values).astype(np.complex64)
-        # the used bins of every shift's row in the flattened (shifts, N) spectrum (a flat scatter is ~3× faster
-        # than a 2-D fancy-indexed one)
-        self._flat_slots = (fft_size * np.arange(self.shifts.size)[:, None] + subcarriers % fft_size).reshape(-1)
-        self.fft_size = fft_size
+        # row r: the known LTS's conjugate on the bins its subcarriers occupy under a CFO of shifts[r]. The
+        # received spectrum times row r is shift r's LS channel moved up by shifts[r] bins: its CIR times
+        # e^{j2π·shift·t/N}, so the same |CIR|², with one broadcast product instead of a gather and a scatter
+        self._ref = np.zeros((self.shifts.size, fft_size), np.complex64)
+        self._ref[np.arange(self.shifts.size)[:, None], (subcarriers[None, :] + self.shifts[:, None]) % fft_size] = (
+            np.conj(pre.lts_values))
         self.window = window
 
     def __call__(self, lts_spec: np.ndarray) -> tuple[int, int]:
@@ -198,10 +204,8 @@ class IntegerCfo:
             lts_spec: full N-point spectrum (FFT bin order) of an N-sample window inside the LTS's periodic
                 part, fractional CFO already removed.
         """
-        spec = np.zeros((self.shifts.size, self.fft_size), np.complex64)
-        spec.reshape(-1)[self._flat_slots] = (lts_spec[self.bins] * self.ref).reshape(-1)
-        cir = scipy.fft.ifft(spec, axis=1)
-        best, tap = best_circular_window(cir.real ** 2 + cir.imag ** 2, self.window)
+        cir = scipy.fft.ifft(self._ref * lts_spec.astype(np.complex64, copy=False), axis=1, overwrite_x=True)
+        best, tap = best_circular_window(cir, self.window)
         return int(self.shifts[best]), int(tap)
 
 

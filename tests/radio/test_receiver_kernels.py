@@ -8,6 +8,7 @@ import scipy.signal
 import radio
 from radio import sync
 from radio.channel_estimation import ChannelEstimator
+from radio.header_code import FAST_PATH_MAX_FLIPS, PolarHeaderCode
 from radio.jit import python_function
 from radio.ofdm import phase_ramp
 from radio.snr_estimation import preamble_noise, signal_power
@@ -39,10 +40,11 @@ def test_best_circular_window_matches_cumsum_argmax(seed):
     rng = np.random.default_rng(seed)
     power = rng.exponential(size=(9, 128))
     power[seed % 9, (40 + 37 * seed) % 128] += 60.0  # one strong tap: its window wins, wrapping for some seeds
+    taps = (np.sqrt(power) * np.exp(2j * np.pi * rng.random(power.shape))).astype(np.complex64)
     for window in (1, 17, 100):
-        want = _best_circular_window_reference(power, window)
-        assert sync.best_circular_window(power, window) == want
-        assert python_function(sync.best_circular_window)(power, window) == want
+        want = _best_circular_window_reference(np.abs(taps.astype(np.complex128)) ** 2, window)
+        assert sync.best_circular_window(taps, window) == want
+        assert python_function(sync.best_circular_window)(taps, window) == want
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -151,3 +153,46 @@ def test_integer_cfo_finds_a_planted_shift_and_tap():
     shift, tap = rx._integer_cfo(spec)
     assert shift == 3
     assert (tap + 1) % n <= 20 <= (tap + cfg.cp_length + 1) % n  # the window after tap holds the path
+
+
+def test_delay_window_basis_drops_only_directions_without_channel_energy():
+    """At wide-30.72's widest window most of the 900 taps' directions are numerically null: the basis keeps
+    fewer (its rank), yet reproduces every channel of the window to float32 rounding."""
+    cfg = radio.FrameConfig(preset="wide-30.72")
+    k = radio.Receiver(cfg).layout.grid.subcarriers
+    est, delays = ChannelEstimator(k, cfg.fft_size), (-4, 896)
+    rank = est.rank(delays)
+    assert 0.5 * (delays[1] - delays[0]) < rank < 0.7 * (delays[1] - delays[0])
+    assert ChannelEstimator(k, cfg.fft_size, null_directions=True).rank(delays) == delays[1] - delays[0]
+    rng = np.random.default_rng(6)
+    f = _delay_window_matrix(k, cfg.fft_size, delays)
+    for taps in (rng.standard_normal(f.shape[1]) + 1j * rng.standard_normal(f.shape[1]), np.eye(f.shape[1])[0]):
+        h = f @ taps
+        proj, _ = est.filter(h, est.coefficients(h, delays), "dft", delays, 0.0)
+        assert float(np.linalg.norm(proj - h)) < 1e-5 * float(np.linalg.norm(h))
+
+
+def _decode_fast_reference(code, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every information set on every block, the fewest flips taken."""
+    hard = (llr > 0).astype(np.float32)
+    u = np.einsum("bsk,skj->bsj", hard[:, code._cols], code._inv) % 2
+    flips = np.abs(((u @ code._g32) % 2) - hard[:, None, :]).sum(axis=2)
+    best = np.argmin(flips, axis=1)
+    rows = np.arange(llr.shape[0])
+    return u[rows, best].astype(np.uint8), flips[rows, best] <= FAST_PATH_MAX_FLIPS
+
+
+def test_header_fast_path_tries_sets_in_turn_as_the_all_sets_minimum():
+    code = PolarHeaderCode()
+    rng = np.random.default_rng(8)
+    info = rng.integers(0, 2, (40, 80)).astype(np.uint8)
+    llr = 4.0 * (2.0 * code.encode(info) - 1.0)
+    for b, errors in enumerate(range(0, 40)):  # 0 .. 39 hard errors: clean, fast-path, refused blocks
+        llr[b, rng.choice(640, errors, replace=False)] *= -1
+    llr = np.concatenate([llr, rng.standard_normal((4, 640))]).astype(np.float32)  # and noise
+    want_bits, want_ok = _decode_fast_reference(code, llr)
+    bits, ok = code.decode_fast(llr)
+    np.testing.assert_array_equal(ok, want_ok)
+    assert 0 < ok.sum() < ok.size
+    np.testing.assert_array_equal(bits[ok], want_bits[ok])
+    np.testing.assert_array_equal(bits[ok], info[ok[:40].nonzero()[0]])
