@@ -14,7 +14,8 @@ SNR {0, 5, 10, 15, 20} dB × delay spread {30, 100, 300, 1000, 3000} ns, held-ou
 
 One PSNR peak: the peak-to-peak range of the whole S_EG set (``latent_peak``, also the user node's);
 a cell's PSNR comes from its MSE averaged over frames, the grid mean averages cell PSNRs (dB).
-Rows go to ``<out>.jsonl`` as they are measured; a rerun skips cells already there.
+Rows go to ``<out>.jsonl`` as they are measured; a rerun skips cells already there when they were measured with the same
+set-up (``setup_fingerprint``: codecs, latents, receiver source, frames per cell) and discards rows of another one.
 
     .venv/bin/python bench/closed_loop.py --tka-run runs/tka_frames --latents runs/seg/latents.safetensors
     .venv/bin/python bench/closed_loop.py --smoke --out /tmp/cl.json      # seconds, the shipped codec only
@@ -22,6 +23,7 @@ Rows go to ``<out>.jsonl`` as they are measured; a rerun skips cells already the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from common.provenance import provenance  # noqa: E402
 from experiments.closed_loop import Cell, ClosedLoop, held_out_latents, load_codec_set, psnr_db, summarise  # noqa: E402
@@ -136,7 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows_path = args.out.with_suffix(".jsonl")
+    setup = setup_fingerprint(args)
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.is_file() else []
+    if any(r.get("setup") != setup for r in rows):  # other codecs, receiver or grid: nothing of it is reused
+        print(f"{rows_path}: rows of another set-up (codecs, receiver code or grid) are discarded", flush=True)
+        rows = []
+        rows_path.write_text("")
     done = {r["cell"] for r in rows}
     with rows_path.open("a") as f:
         for i, cell in enumerate(cells):
@@ -147,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
             image_psnr(world.vae, new, {j: z[j:j + 1] for j in range(len(z))})
             for r in new:
                 r.pop("reconstruction")
+                r["setup"] = setup
                 f.write(json.dumps(r) + "\n")
             f.flush()
             rows += new
@@ -173,6 +182,19 @@ def main(argv: list[str] | None = None) -> dict:
     plot(report, args.out.with_suffix(".png"))
     print(markdown(report))
     return report
+
+
+def setup_fingerprint(args: argparse.Namespace) -> str:
+    """SHA-256 (16 hex digits) of what a resumed row depends on besides its cell: the T-KA run's stage files, the
+    latents, the packages, the receiver's source (``radio/``) and the frames per cell."""
+    h = hashlib.sha256(f"{args.per_cell}|{args.package}|{args.reference_package}".encode())
+    files = sorted(args.tka_run.glob("*.safetensors")) if args.tka_run else []
+    files += [Path(args.latents)] if args.latents else []
+    files += sorted((ROOT / "radio").glob("*.py"))
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def build_report(rows, sweep_rows, ds_rows, peak, codecs, latents, cfg, budget, args, source) -> dict:

@@ -57,3 +57,10 @@ def test_closed_loop_bench_smoke(tmp_path):
     assert set(report["gate_sweep"]) == {"0dB|300ns", "20dB|300ns"} and out.with_suffix(".png").is_file()
     rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert len(rows) == sum(v["frames"] for v in lat.values())
+    # a rerun with the same set-up resumes; rows of another set-up (here: other codecs) are not reused
+    assert _load("closed_loop").main(["--smoke", "--out", str(out)])["latent"] == lat
+    stale = [{**r, "setup": "another"} for r in rows[:3]]
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    _load("closed_loop").main(["--smoke", "--out", str(out)])
+    rerun = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(rerun) == len(rows) and {r["setup"] for r in rerun} == {rows[0]["setup"]} != {"another"}
