@@ -171,7 +171,8 @@ class PreambleCheck:
     def _fold(self, buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
         """Spans ``buf[start : start + length]`` (K of them) derotated and folded modulo N: (z (K, N) complex64,
-        the CFO the derotation left (K,), an integer number of subcarriers)."""
+        the fractional CFO the per-sample table removed (K,), subcarriers: ``cfo`` quantised to 1/L, its
+        remainder an integer number of subcarriers that the per-copy factor took)."""
         n = self.fft_size
         copies = -(-length // n)
         # derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N}: exact per copy c; per sample r from a
@@ -184,7 +185,7 @@ class PreambleCheck:
             r = min(n, length - c * n)
             z[:, :r] += rows[starts + c * n, :r] * per_copy[:, c:c + 1]
         z *= self._derotation[level]
-        return z, np.rint(cfo - self._levels[level]).astype(np.int64)
+        return z, self._levels[level]
 
     def _cir_power(self, spec: np.ndarray) -> np.ndarray:
         """Squared real and imaginary parts of the CIR, IFFT(spectrum · conj(LTS)) on the last axis: float32,
@@ -199,7 +200,7 @@ class PreambleCheck:
         energy fraction in the wide span."""
         n, s, b = self.fft_size, self.max_shift, self.block
         k = starts.size
-        z, _ = self._fold(buf, starts + self.offset, self.length, cfo_frac)
+        z, removed = self._fold(buf, starts + self.offset, self.length, cfo_frac)
         spec = scipy.fft.fft(z, axis=1)
         wrapped = np.concatenate([spec[:, n - s:], spec, spec[:, :s]], axis=1)
         # (K, 2S+1, N) view: [k, i, f] = spec[k, (f + i - S) mod N]
@@ -210,8 +211,7 @@ class PreambleCheck:
         frac = (window / np.maximum(blocks @ self._ones[:n // b], 1e-30)[:, None]).reshape(k, -1)
         best = frac.argmax(axis=1)
         shift_i, first_block = np.divmod(best, n // b)
-        level = np.rint(cfo_frac * _PHASE_LEVELS).astype(np.int64) % _PHASE_LEVELS
-        return frac[np.arange(k), best], first_block * b, self._levels[level] + shift_i - s
+        return frac[np.arange(k), best], first_block * b, removed + shift_i - s
 
     def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,7 +219,8 @@ class PreambleCheck:
         (arbitrary common unit), and the window's energy centre (K,) in taps from its start, of the ISI-free LTS
         regions starting at ``starts`` (K,), at CFO ``cfo`` (K,)."""
         n = self.fft_size
-        z, shift = self._fold(buf, starts, self.gp + 2 * n - self.cp, cfo)
+        z, removed = self._fold(buf, starts, self.gp + 2 * n - self.cp, cfo)
+        shift = np.rint(cfo - removed).astype(np.int64)
         spec = scipy.fft.fft(z, axis=1)
         spec = spec[np.arange(starts.size)[:, None], (np.arange(n) + shift[:, None]) % n]
         power = self._cir_power(spec)
