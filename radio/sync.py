@@ -231,22 +231,24 @@ class FineTiming:
         self.window = window
         self.pair_length = span + window + 1 + self.n
         self.nfft = scipy.fft.next_fast_len(self.pair_length)
-        self._template_spec = np.conj(scipy.fft.fft(template.astype(np.complex128), self.nfft))
+        # single precision: the taps feed a window-energy search with 0.9 / 0.5 thresholds, far coarser than
+        # float32's rounding
+        self._template_spec = np.conj(scipy.fft.fft(template.astype(np.complex128), self.nfft)).astype(np.complex64)
         self._template_energy = float(np.vdot(template, template).real)
         self._self_energy = self_energy
 
     def taps(self, samples: np.ndarray, lo: int, cfo: float) -> np.ndarray:
         """Matched-filter output of the pair (both LTS copies summed) at lags ``0 .. span + window + 1`` after
-        ``lo``, complex128 (span + window + 2,), up to a common phase.
+        ``lo``, complex64 (span + window + 2,), up to a common phase.
 
         Args:
             samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + window + 1 + 2N)``.
             cfo: CFO to remove (subcarriers).
         """
         n, m = self.n, self.pair_length
-        pair = samples[lo + n:lo + n + m] * np.complex128(cmath.exp(-2j * math.pi * cfo))
+        pair = samples[lo + n:lo + n + m] * np.complex64(cmath.exp(-2j * math.pi * cfo))
         pair += samples[lo:lo + m]
-        pair *= phase_ramp(cfo, n, m)
+        pair *= phase_ramp(cfo, n, m).astype(np.complex64)
         # Σ_m conj(t[m]) pair[d + m]: circular correlation, free of wrap-around for d ≤ m − N
         return scipy.fft.ifft(scipy.fft.fft(pair, self.nfft) * self._template_spec)[:m - n + 1]
 
