@@ -154,3 +154,11 @@ class DelaySpreadEstimator:
         p, floor = self.impulse_response_power(h, noise, self._taper_extent)
         above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
         return int(self.delays[above[-1]]) if above.size else -1
+
+    def support(self, h: np.ndarray, noise: float) -> tuple[int, int]:
+        """First and last delay (samples) whose |CIR|² is above the ``"pdp"`` estimator's noise threshold (noise
+        alone puts :data:`_FALSE_TAPS` taps above it), with its taper (sidelobes below −55 dB): every tap a
+        channel filter must keep, up to ~50 dB above the per-tap noise floor; (−1, −1) if none."""
+        p, floor = self.impulse_response_power(h, noise)
+        above = np.flatnonzero(p > self._threshold * floor)
+        return (int(self.delays[above[0]]), int(self.delays[above[-1]])) if above.size else (-1, -1)
