@@ -209,13 +209,39 @@ class IntegerCfo:
         return int(self.shifts[best]), int(tap)
 
 
+@njit
+def matched_filter(samples: np.ndarray, lo: int, n: int, length: int, rot: complex, ramp: np.ndarray,
+                   template_spec: np.ndarray) -> np.ndarray:
+    """Matched-filter output of the LTS pair at lags ``0 .. length − n`` after ``lo``: complex64
+    (length − n + 1,). The pair is ``samples[lo + i] + rot·samples[lo + n + i]`` (i < ``length``) times
+    ``ramp`` (length,) complex64 (the CFO's derotation), correlated with the template whose conjugate
+    spectrum is ``template_spec`` (nfft ≥ length,) by FFT (circular, free of wrap-around for lags up to
+    length − n). Compiled by :func:`radio.jit.njit` (numpy's FFT inside through rocket-fft)."""
+    pair = (samples[lo:lo + length] + samples[lo + n:lo + n + length] * rot) * ramp
+    return np.fft.ifft(np.fft.fft(pair, template_spec.size) * template_spec)[:length - n + 1]
+
+
+@njit
+def fine_timing(samples: np.ndarray, lo: int, n: int, length: int, rot: complex, ramp: np.ndarray,
+                template_spec: np.ndarray, window: int) -> tuple[int, int, float, float]:
+    """(w, first, window energy, received energy): :func:`timing_plateau` of the :func:`matched_filter` taps
+    (arguments as there; offsets from ``lo``) and the energy of the ``window + 2n`` samples the plateau
+    window's taps saw. One compiled call for :class:`FineTiming`."""
+    taps = matched_filter(samples, lo, n, length, rot, ramp, template_spec)
+    w, first, energy_w = timing_plateau(taps.real.astype(np.float64) ** 2 + taps.imag.astype(np.float64) ** 2,
+                                        window + 1)
+    rx = samples[lo + w:lo + w + window + 2 * n]
+    return w, first, energy_w, float(np.sum(rx.real.astype(np.float64) ** 2 + rx.imag.astype(np.float64) ** 2))
+
+
 class FineTiming:
     """Fine timing on the LTS pair by matched filtering, on samples whose CFO is not yet removed.
 
     The pair (both LTS copies summed, the second's CFO rotation undone) is derotated and correlated with
-    the LTS body by FFT; the template's spectrum is built once, since the pair's length is fixed by the
-    numerology. The window energies depend only on |taps|, and the received energy only on |samples|, so
-    neither needs the whole segment derotated.
+    the LTS body by FFT (:func:`fine_timing`, one compiled call); the template's spectrum is built once, since
+    the pair's length is fixed by the numerology. The window energies depend only on |taps|, and the received
+    energy only on |samples|, so neither needs the whole segment derotated. Single precision: the taps feed a
+    window-energy search with 0.9 / 0.5 thresholds, far coarser than float32's rounding.
 
     Args:
         template: one LTS body in time, shape (N,).
@@ -230,12 +256,15 @@ class FineTiming:
         self.n = template.size
         self.window = window
         self.pair_length = span + window + 1 + self.n
-        self.nfft = scipy.fft.next_fast_len(self.pair_length)
-        # single precision: the taps feed a window-energy search with 0.9 / 0.5 thresholds, far coarser than
-        # float32's rounding
-        self._template_spec = np.conj(scipy.fft.fft(template.astype(np.complex128), self.nfft)).astype(np.complex64)
+        nfft = scipy.fft.next_fast_len(self.pair_length)
+        self._template_spec = np.conj(scipy.fft.fft(template.astype(np.complex128), nfft)).astype(np.complex64)
         self._template_energy = float(np.vdot(template, template).real)
         self._self_energy = self_energy
+
+    def _pair_args(self, samples: np.ndarray, lo: int, cfo: float) -> tuple:
+        ramp = phase_ramp(cfo, self.n, self.pair_length).astype(np.complex64)
+        return (np.ascontiguousarray(samples, np.complex64), lo, self.n, self.pair_length,
+                np.complex64(cmath.exp(-2j * math.pi * cfo)), ramp, self._template_spec)
 
     def taps(self, samples: np.ndarray, lo: int, cfo: float) -> np.ndarray:
         """Matched-filter output of the pair (both LTS copies summed) at lags ``0 .. span + window + 1`` after
@@ -245,12 +274,7 @@ class FineTiming:
             samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + window + 1 + 2N)``.
             cfo: CFO to remove (subcarriers).
         """
-        n, m = self.n, self.pair_length
-        pair = samples[lo + n:lo + n + m] * np.complex64(cmath.exp(-2j * math.pi * cfo))
-        pair += samples[lo:lo + m]
-        pair *= phase_ramp(cfo, n, m).astype(np.complex64)
-        # Σ_m conj(t[m]) pair[d + m]: circular correlation, free of wrap-around for d ≤ m − N
-        return scipy.fft.ifft(scipy.fft.fft(pair, self.nfft) * self._template_spec)[:m - n + 1]
+        return matched_filter(*self._pair_args(samples, lo, cfo))
 
     def __call__(self, samples: np.ndarray, lo: int, cfo: float) -> tuple[int, int, float]:
         """(w, first_path, fraction): the FFT window start in the middle of the plateau of maximal ISI-free
@@ -258,12 +282,10 @@ class FineTiming:
         energy), both absolute indices into ``samples``, and the fraction (0..1) of the received LTS energy
         in that window (≈ SNR/(1+SNR); noise alone ≈ window/2N). Arguments as in :meth:`taps`."""
         n, window = self.n, self.window
-        taps = self.taps(samples, lo, cfo)
         # first path: where the window energy falls below half (a window starting past the first
         # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
-        w, first, energy_w = timing_plateau(taps.real ** 2 + taps.imag ** 2, window + 1)
-        rx = samples[lo + w:lo + w + window + 2 * n]  # every sample the window's taps saw
-        rx_energy = float(np.vdot(rx, rx).real) * 2 * n / (2 * n + window)
+        w, first, energy_w, rx = fine_timing(*self._pair_args(samples, lo, cfo), window)
+        rx_energy = rx * 2 * n / (2 * n + window)  # of every sample the window's taps saw
         fraction = energy_w * self._template_energy / max(2.0 * self._self_energy * rx_energy, 1e-30)
         return lo + w, lo + first, float(fraction)
 

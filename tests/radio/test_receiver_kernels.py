@@ -78,6 +78,13 @@ def test_fine_timing_taps_equal_the_matched_filter_of_the_derotated_pair():
     want = scipy.signal.correlate(pair, rx.layout.preamble.lts_time, mode="valid", method="direct")
     got = ft.taps(x, lo, cfo) * np.exp(-2j * np.pi * cfo / n * lo)  # the taps' phase reference is lo
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())  # single-precision FFTs
+    args = ft._pair_args(x, lo, cfo)
+    np.testing.assert_allclose(python_function(sync.matched_filter)(*args), sync.matched_filter(*args),
+                               rtol=0, atol=1e-5 * np.abs(want).max())
+    w, first, energy, rx = sync.fine_timing(*args, ft.window)
+    assert python_function(sync.fine_timing)(*args, ft.window)[:2] == (w, first)
+    assert (w, first) == _timing_plateau_reference(np.abs(want) ** 2, ft.window + 1)[:2]
+    assert rx == pytest.approx(float(np.sum(np.abs(x[lo + w:lo + w + ft.window + 2 * n]) ** 2)), rel=1e-6)
 
 
 def test_residual_cfo_from_raw_samples_equals_it_after_derotation():
