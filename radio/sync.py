@@ -169,6 +169,13 @@ def fractional_cfo(corr_lts: complex) -> float:
     return math.atan2(corr_lts.imag, corr_lts.real) / (2 * math.pi)
 
 
+@njit
+def _cir_search(ref: np.ndarray, spec: np.ndarray, window: int) -> tuple[int, int]:
+    """:func:`best_circular_window` of the CIRs ``IFFT(ref[r] · spec)`` (ref (R, N), spec (N,) complex64):
+    :class:`IntegerCfo`'s search in one compiled call."""
+    return best_circular_window(np.fft.ifft(ref * spec), window)
+
+
 class IntegerCfo:
     """Integer CFO and timing (modulo N) by channel-impulse-response energy: for each shift ``s`` the LTS
     spectrum shifted back by ``s`` and multiplied by the known LTS's conjugate is an LS channel; its inverse
@@ -204,8 +211,7 @@ class IntegerCfo:
             lts_spec: full N-point spectrum (FFT bin order) of an N-sample window inside the LTS's periodic
                 part, fractional CFO already removed.
         """
-        cir = scipy.fft.ifft(self._ref * lts_spec.astype(np.complex64, copy=False), axis=1, overwrite_x=True)
-        best, tap = best_circular_window(cir, self.window)
+        best, tap = _cir_search(self._ref, lts_spec.astype(np.complex64), self.window)
         return int(self.shifts[best]), int(tap)
 
 

@@ -160,6 +160,8 @@ def test_integer_cfo_finds_a_planted_shift_and_tap():
     shift, tap = rx._integer_cfo(spec)
     assert shift == 3
     assert (tap + 1) % n <= 20 <= (tap + cfg.cp_length + 1) % n  # the window after tap holds the path
+    search = (rx._integer_cfo._ref, spec.astype(np.complex64), rx._integer_cfo.window)
+    assert python_function(sync._cir_search)(*search) == sync._cir_search(*search) == (3 + 4, tap)
 
 
 def test_delay_window_basis_drops_only_directions_without_channel_energy():
