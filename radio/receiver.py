@@ -220,8 +220,8 @@ class Receiver:
         self.stats.samples += x.size
         if x.size == 0:
             self.stats.empty_buffers += not final
-        elif not np.isfinite(x).all() or not self._in_range(x):
-            if np.isfinite(x).all():
+        elif not self._in_range(peak := self._peak(x)):
+            if math.isfinite(peak):
                 self.stats.out_of_range_buffers += 1
             else:
                 self.stats.bad_buffers += 1
@@ -587,9 +587,15 @@ class Receiver:
         return delays if first + width >= delays[1] else (first, first + width)
 
     @staticmethod
-    def _in_range(x: np.ndarray) -> bool:
-        """Peak |I|, |Q| is zero or inside :data:`_SCALE_RANGE` (float32 powers neither overflow nor vanish)."""
-        peak = float(max(np.abs(x.real).max(), np.abs(x.imag).max()))
+    def _peak(x: np.ndarray) -> float:
+        """Largest |I| or |Q| of the complex buffer ``x`` (one pass; NaN if any value is NaN, inf if any is
+        infinite and none is NaN)."""
+        return float(np.abs(np.ascontiguousarray(x).view(x.real.dtype)).max())
+
+    @staticmethod
+    def _in_range(peak: float) -> bool:
+        """A buffer's :meth:`_peak` is zero or inside :data:`_SCALE_RANGE` (float32 powers neither overflow nor
+        vanish); never for NaN or inf."""
         return peak == 0 or _SCALE_RANGE[0] <= peak <= _SCALE_RANGE[1]
 
     def _payload_pilots_match(self, yh: np.ndarray, h: np.ndarray, yp: np.ndarray, hp: np.ndarray) -> bool:
