@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from radio.jit import njit
+
 _NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
 _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
 
@@ -27,7 +29,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool
     """Eigen-decomposition of the frequency correlation R of a uniform PDP on ``width`` = W delays centred
     on 0 (unit average power), for the used subcarriers in ``key``, restricted to the K ≤ W eigenvalues at
     least :data:`_NULL_DIRECTION` of the largest (all W with ``null_directions``): (λ (K,) descending, V_r (U, K)
-    float32). A window of the
+    float32, column-major). A window of the
     same width centred on c has eigenvectors ``V = diag(e^{−j2πkc/N}) V_r`` and the same λ (see
     :meth:`ChannelEstimator._basis`). The DFT projection is ``V Vᴴ``, the delay window's rank K. Shared by
     all receivers.
@@ -56,15 +58,18 @@ def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool
     # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(b, full_matrices=False)
     rank = width if null_directions else int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
-    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.ascontiguousarray(v[:, :rank], np.float32)
+    # column-major: the leading columns that LMMSE keeps (ChannelEstimator.filter) stay one contiguous block
+    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.asfortranarray(v[:, :rank], np.float32)
 
 
+@njit
 def _real_matvec(m: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``m @ z`` for a real float32 matrix m (A, B) and a complex vector z (B,): complex64 (A,), as two
-    real products (BLAS has no real × complex one)."""
+    """``m @ z`` for a real float32 matrix m (A, B) (C- or Fortran-ordered) and a complex64 vector z (B,):
+    complex64 (A,), as two real products (BLAS has no real × complex one). Compiled by
+    :func:`radio.jit.njit`: the call costs ~1 µs instead of ~7 (four products per frame)."""
     out = np.empty(m.shape[0], np.complex64)
-    out.real = m @ np.ascontiguousarray(z.real, np.float32)
-    out.imag = m @ np.ascontiguousarray(z.imag, np.float32)
+    out.real[:] = np.dot(m, np.ascontiguousarray(z.real))
+    out.imag[:] = np.dot(m, np.ascontiguousarray(z.imag))
     return out
 
 
@@ -106,7 +111,7 @@ class ChannelEstimator:
         within the delay window: the DFT-denoised ``h`` is ``V @ coef`` and its energy is ``‖coef‖²``, so
         estimates that need only the energy (:mod:`radio.snr_estimation`) never build the vector."""
         _, ramp, v_r = self._basis(*delays)
-        return _real_matvec(v_r.T, np.conj(ramp) * h)
+        return _real_matvec(v_r.T, (np.conj(ramp) * h).astype(np.complex64, copy=False))
 
     def filter(self, h_ls: np.ndarray, coef: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
                ) -> tuple[np.ndarray, float]:
@@ -125,12 +130,12 @@ class ChannelEstimator:
             return h_ls, 1.0
         lam, ramp, v_r = self._basis(*delays)
         if method == "dft":
-            return ramp * _real_matvec(v_r, coef), lam.size / u
+            return ramp * _real_matvec(v_r, coef.astype(np.complex64, copy=False)), lam.size / u
         gain = lam / (lam + max(noise_ls, 1e-12))
         # directions with a gain below 1e-9 (λ descending: a tail at low SNR) change the float32 result by less
         # than its rounding: left out of the product
         used = int(np.count_nonzero(gain >= _NEGLIGIBLE_GAIN))
-        return (ramp * _real_matvec(v_r[:, :used], gain[:used].astype(np.float32) * coef[:used]),
+        return (ramp * _real_matvec(v_r[:, :used], (gain[:used] * coef[:used]).astype(np.complex64)),
                 float(gain @ gain) / u)
 
 

@@ -205,3 +205,15 @@ def test_header_fast_path_tries_sets_in_turn_as_the_all_sets_minimum():
     assert 0 < ok.sum() < ok.size
     np.testing.assert_array_equal(bits[ok], want_bits[ok])
     np.testing.assert_array_equal(bits[ok], info[ok[:40].nonzero()[0]])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_real_matvec_compiled_and_python_paths_equal_the_complex_product(order):
+    from radio.channel_estimation import _real_matvec
+    rng = np.random.default_rng(5)
+    m = np.asarray(rng.standard_normal((40, 12)), np.float32, order=order)
+    z = (rng.standard_normal(12) + 1j * rng.standard_normal(12)).astype(np.complex64)
+    want = m.astype(np.float64) @ z.astype(np.complex128)
+    for fn in (_real_matvec, python_function(_real_matvec)):
+        np.testing.assert_allclose(fn(m, z), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(fn(m[:, :7], z[:7]), m[:, :7].astype(np.float64) @ z[:7], rtol=1e-5, atol=1e-5)
