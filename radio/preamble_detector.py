@@ -31,10 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 import scipy.stats
 
 from radio.config import FrameConfig
+from radio.jit import njit
 from radio.ofdm import ResourceGrid
 from radio.preamble import Preamble
 
@@ -44,16 +44,102 @@ _LOCATE_PASS = 0.5
 at the narrow preset: ~0.2); a frame at −5 dB whose coarse start is within ± N of the truth scores well above."""
 
 
-def _windows(x: np.ndarray, count: int, shape: int | tuple[int, ...], step: int, inner: int | None = None
-             ) -> np.ndarray:
-    """Read-only strided view of contiguous ``x``: ``count`` windows ``step`` bytes apart, each of ``shape``
-    with ``inner`` bytes between elements (the item size when None; every inner axis uses it). Like numpy's
-    ``as_strided``, at a fraction of its call cost (this is called per batch of candidates)."""
-    shape = (shape,) if isinstance(shape, int) else shape
-    inner = x.itemsize if inner is None else inner
-    view = np.ndarray((count, *shape), x.dtype, buffer=x, strides=(step, *(inner,) * len(shape)))
-    view.flags.writeable = False
-    return view
+@njit
+def folded_spectra(buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.ndarray, derotation: np.ndarray,
+                   levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra of the spans ``buf[start : start + length]`` (K of them) derotated by ``cfo`` (K,) and folded
+    modulo N: (FFT (K, N) complex64 of the folded spans, the fractional CFO the per-sample table removed (K,)).
+
+    The derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N} is exact per copy c; per sample r it is row
+    ``round(ε L) mod L`` of ``derotation`` (L, N) complex64, which removes ``levels`` (L,) subcarriers
+    (≤ π/L rad off at the end of a period); the remainder of ε is an integer number of subcarriers, taken by
+    the per-copy factor. Loop-shaped: compiled by :func:`radio.jit.njit`."""
+    k = starts.size
+    table, n = derotation.shape
+    z = np.zeros((k, n), np.complex64)
+    removed = np.empty(k)
+    for i in range(k):
+        for c in range(-(-length // n)):
+            w = np.complex64(np.exp(-2j * np.pi * cfo[i] * c))
+            first = starts[i] + c * n
+            for t in range(min(n, length - c * n)):
+                z[i, t] += buf[first + t] * w
+        level = int(np.rint(cfo[i] * table)) % table
+        for t in range(n):
+            z[i, t] *= derotation[level, t]
+        removed[i] = levels[level]
+    return np.fft.fft(z), removed
+
+
+@njit
+def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, window_blocks: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer CFO shift and CIR window with the largest energy fraction, per row of ``spec`` (K, N) complex64.
+
+    For each shift s in −S..S (S = ``max_shift``) the CIR is IFFT(spec[(f + s) mod N] · ref[f]) (``ref`` (N,)
+    complex64); its windows are ``window_blocks`` blocks of ``block`` taps starting on every block
+    (circularly). Returns (energy fraction (K,) float32 of the best (shift, window), the first maximum in
+    (shift, window) order; its window's first block (K,); its shift s (K,)). Loop-shaped: compiled by
+    :func:`radio.jit.njit`."""
+    k, n = spec.shape
+    shifts, nb = 2 * max_shift + 1, n // block
+    wrapped = np.concatenate((spec[:, n - max_shift:], spec, spec[:, :max_shift]), axis=1)  # [i, f + S]: f mod N
+    prod = np.empty((k, shifts, n), np.complex64)
+    for i in range(k):
+        for h in range(shifts):
+            for f in range(n):
+                prod[i, h, f] = wrapped[i, f + h] * ref[f]
+    cir = np.fft.ifft(prod)
+    power = np.empty(n, np.float32)
+    blocks = np.empty(nb + window_blocks - 1, np.float32)  # block energies, the first ones repeated
+    best = np.full(k, -1.0, np.float32)
+    first_block, best_shift = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    for i in range(k):
+        for h in range(shifts):
+            for t in range(n):
+                power[t] = cir[i, h, t].real ** 2 + cir[i, h, t].imag ** 2
+            total = np.float32(0.0)
+            for j in range(nb):
+                e = np.float32(0.0)
+                for t in range(j * block, (j + 1) * block):
+                    e += power[t]
+                blocks[j] = e
+                total += e
+            blocks[nb:] = blocks[:window_blocks - 1]
+            window = np.float32(0.0)
+            for j in range(window_blocks - 1):
+                window += blocks[j]
+            total = max(total, np.float32(1e-30))
+            for j in range(nb):
+                window += blocks[j + window_blocks - 1]
+                if window / total > best[i]:
+                    best[i], first_block[i], best_shift[i] = window / total, j, h - max_shift
+                window -= blocks[j]
+    return best, first_block, best_shift
+
+
+@njit
+def window_energy(spec: np.ndarray, shift: np.ndarray, ref: np.ndarray, first: int, width: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CIR energy in taps ``first .. first + width`` (mod N) and in all taps (arbitrary common unit), and the
+    window's energy centre in taps from ``first``, (K,) float32 each, of the CIRs
+    IFFT(spec[(f + shift) mod N] · ref[f]) (``spec`` (K, N) complex64, integer ``shift`` (K,), ``ref`` (N,)
+    complex64). Compiled by :func:`radio.jit.njit`."""
+    k, n = spec.shape
+    prod = np.empty((k, n), np.complex64)
+    for i in range(k):
+        s = shift[i] % n
+        prod[i, :n - s] = spec[i, s:] * ref[:n - s]
+        prod[i, n - s:] = spec[i, :s] * ref[n - s:]
+    power = np.fft.ifft(prod)
+    power = power.real ** 2 + power.imag ** 2
+    taps = (first + np.arange(width)) % n
+    window = np.zeros(k, np.float32)
+    moment = np.zeros(k, np.float32)
+    for w in range(width):
+        window += power[:, taps[w]]
+        moment += np.float32(w) * power[:, taps[w]]
+    return window, power.sum(axis=1), moment / np.maximum(window, np.float32(1e-30))
 
 
 @dataclass
@@ -102,14 +188,6 @@ class PreambleCheck:
         self._derotation = np.exp(-2j * np.pi / n * np.outer(self._levels, np.arange(n))).astype(np.complex64)
         self._ref = np.zeros(n, np.complex64)  # conj(LTS) on the used FFT bins (unit modulus), zero elsewhere
         self._ref[ResourceGrid(cfg).used_bins] = np.conj(preamble.lts_values)
-        self._ones = np.ones(2 * n, np.float32)
-        nb = n // self.block
-        self._window_of_blocks = ((np.arange(nb)[:, None] - np.arange(nb)[None, :]) % nb
-                                  < self.window_blocks).astype(np.float32)
-        self._in_window = np.zeros((n, 2), np.float32)  # interleaved weights of taps Gp - cp .. Gp - cp + width
-        self._in_window[(gp - cp + np.arange(self.width)) % n] = 1
-        self._tap_in_window = (self._in_window * ((np.arange(n) - (gp - cp)) % n)[:, None]).reshape(-1)
-        self._in_window = self._in_window.reshape(-1)
         # union bounds over the hypotheses a score is the best of: shifts × windows (wide span), and × the 3
         # placements (ISI-free regions)
         hypotheses = n // self.block * (2 * max_shift + 1)
@@ -168,50 +246,15 @@ class PreambleCheck:
         region = self.gp + 2 * n - self.cp
         return max(self.offset + -(-self.length // n) * n, 5 * n // 2 + self.cp + -(-region // n) * n)
 
-    def _fold(self, buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Spans ``buf[start : start + length]`` (K of them) derotated and folded modulo N: (z (K, N) complex64,
-        the fractional CFO the per-sample table removed (K,), subcarriers: ``cfo`` quantised to 1/L, its
-        remainder an integer number of subcarriers that the per-copy factor took)."""
-        n = self.fft_size
-        copies = -(-length // n)
-        # derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N}: exact per copy c; per sample r from a
-        # table of fractional CFOs (≤ π/_PHASE_LEVELS rad off at the end of a period)
-        per_copy = np.exp(-2j * np.pi * np.outer(cfo, np.arange(copies))).astype(np.complex64)
-        level = np.rint(cfo * _PHASE_LEVELS).astype(np.int64) % _PHASE_LEVELS
-        z = np.zeros((starts.size, n), np.complex64)
-        rows = _windows(buf, buf.size - n + 1, n, buf.strides[0])  # rows[i] = buf[i:i + N]
-        for c in range(copies):
-            r = min(n, length - c * n)
-            z[:, :r] += rows[starts + c * n, :r] * per_copy[:, c:c + 1]
-        z *= self._derotation[level]
-        return z, self._levels[level]
-
-    def _cir_power(self, spec: np.ndarray) -> np.ndarray:
-        """Squared real and imaginary parts of the CIR, IFFT(spectrum · conj(LTS)) on the last axis: float32,
-        last axis 2N (interleaved), so sums over taps are products with 0/1 weights (numpy's reductions over
-        short axes are slow)."""
-        return np.square(scipy.fft.ifft(spec * self._ref, axis=-1).view(np.float32))
-
     def _locate(self, buf: np.ndarray, starts: np.ndarray, cfo_frac: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(energy fraction (K,), window start tap (K,) modulo N from the span start, CFO (K,) in subcarriers)
         of the integer shift and CIR window (``width`` taps from a multiple of ``block``) with the largest
         energy fraction in the wide span."""
-        n, s, b = self.fft_size, self.max_shift, self.block
-        k = starts.size
-        z, removed = self._fold(buf, starts + self.offset, self.length, cfo_frac)
-        spec = scipy.fft.fft(z, axis=1)
-        wrapped = np.concatenate([spec[:, n - s:], spec, spec[:, :s]], axis=1)
-        # (K, 2S+1, N) view: [k, i, f] = spec[k, (f + i - S) mod N]
-        shifted = _windows(wrapped, k, (2 * s + 1, n), wrapped.strides[0], wrapped.strides[1])
-        blocks = self._cir_power(shifted).reshape(-1, 2 * b) @ self._ones[:2 * b]  # (K (2S+1) N/b,)
-        blocks = blocks.reshape(-1, n // b)
-        window = blocks @ self._window_of_blocks  # [., j]: the window of blocks j .. j + window_blocks (circular)
-        frac = (window / np.maximum(blocks @ self._ones[:n // b], 1e-30)[:, None]).reshape(k, -1)
-        best = frac.argmax(axis=1)
-        shift_i, first_block = np.divmod(best, n // b)
-        return frac[np.arange(k), best], first_block * b, removed + shift_i - s
+        spec, removed = folded_spectra(buf, starts + self.offset, self.length, cfo_frac, self._derotation,
+                                       self._levels)
+        frac, first_block, shift = best_window(spec, self._ref, self.max_shift, self.block, self.window_blocks)
+        return frac, first_block * self.block, removed + shift
 
     def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,10 +262,6 @@ class PreambleCheck:
         (arbitrary common unit), and the window's energy centre (K,) in taps from its start, of the ISI-free LTS
         regions starting at ``starts`` (K,), at CFO ``cfo`` (K,)."""
         n = self.fft_size
-        z, removed = self._fold(buf, starts, self.gp + 2 * n - self.cp, cfo)
-        shift = np.rint(cfo - removed).astype(np.int64)
-        spec = scipy.fft.fft(z, axis=1)
-        spec = spec[np.arange(starts.size)[:, None], (np.arange(n) + shift[:, None]) % n]
-        power = self._cir_power(spec)
-        window = power @ self._in_window
-        return window, power @ self._ones, (power @ self._tap_in_window) / np.maximum(window, 1e-30)
+        spec, removed = folded_spectra(buf, starts, self.gp + 2 * n - self.cp, cfo, self._derotation, self._levels)
+        return window_energy(spec, np.rint(cfo - removed).astype(np.int64), self._ref, self.gp - self.cp,
+                             self.width)
