@@ -84,11 +84,11 @@ def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, w
     k, n = spec.shape
     shifts, nb = 2 * max_shift + 1, n // block
     wrapped = np.concatenate((spec[:, n - max_shift:], spec, spec[:, :max_shift]), axis=1)  # [i, f + S]: f mod N
-    prod = np.empty((k, shifts, n), np.complex64)
+    prod = np.empty((k * shifts, n), np.complex64)
     for i in range(k):
         for h in range(shifts):
             for f in range(n):
-                prod[i, h, f] = wrapped[i, f + h] * ref[f]
+                prod[i * shifts + h, f] = wrapped[i, f + h] * ref[f]
     cir = np.fft.ifft(prod)
     power = np.empty(n, np.float32)
     blocks = np.empty(nb + window_blocks - 1, np.float32)  # block energies, the first ones repeated
@@ -97,7 +97,7 @@ def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, w
     for i in range(k):
         for h in range(shifts):
             for t in range(n):
-                power[t] = cir[i, h, t].real ** 2 + cir[i, h, t].imag ** 2
+                power[t] = cir[i * shifts + h, t].real ** 2 + cir[i * shifts + h, t].imag ** 2
             total = np.float32(0.0)
             for j in range(nb):
                 e = np.float32(0.0)
@@ -124,22 +124,23 @@ def window_energy(spec: np.ndarray, shift: np.ndarray, ref: np.ndarray, first: i
     """CIR energy in taps ``first .. first + width`` (mod N) and in all taps (arbitrary common unit), and the
     window's energy centre in taps from ``first``, (K,) float32 each, of the CIRs
     IFFT(spec[(f + shift) mod N] · ref[f]) (``spec`` (K, N) complex64, integer ``shift`` (K,), ``ref`` (N,)
-    complex64). Compiled by :func:`radio.jit.njit`."""
+    complex64). Loop-shaped: compiled by :func:`radio.jit.njit`."""
     k, n = spec.shape
     prod = np.empty((k, n), np.complex64)
     for i in range(k):
-        s = shift[i] % n
-        prod[i, :n - s] = spec[i, s:] * ref[:n - s]
-        prod[i, n - s:] = spec[i, :s] * ref[n - s:]
-    power = np.fft.ifft(prod)
-    power = power.real ** 2 + power.imag ** 2
-    taps = (first + np.arange(width)) % n
-    window = np.zeros(k, np.float32)
-    moment = np.zeros(k, np.float32)
-    for w in range(width):
-        window += power[:, taps[w]]
-        moment += np.float32(w) * power[:, taps[w]]
-    return window, power.sum(axis=1), moment / np.maximum(window, np.float32(1e-30))
+        for f in range(n):
+            prod[i, f] = spec[i, (f + shift[i]) % n] * ref[f]
+    cir = np.fft.ifft(prod)
+    window, total, moment = np.zeros(k, np.float32), np.zeros(k, np.float32), np.zeros(k, np.float32)
+    for i in range(k):
+        for t in range(n):
+            power = cir[i, t].real ** 2 + cir[i, t].imag ** 2
+            total[i] += power
+            w = (t - first) % n
+            if w < width:
+                window[i] += power
+                moment[i] += w * power
+    return window, total, moment / np.maximum(window, np.float32(1e-30))
 
 
 @dataclass
