@@ -2,6 +2,7 @@
 compute, and the whole check with its kernels compiled against the same check on their plain Python path."""
 import numpy as np
 import pytest
+import scipy.ndimage
 from radio_channel_helpers import apply_channel, random_symbols
 
 import radio
@@ -137,3 +138,32 @@ def test_check_decides_alike_compiled_and_on_the_python_path(preset, monkeypatch
     np.testing.assert_allclose(got.score, want.score, rtol=0, atol=1e-5)
     np.testing.assert_allclose(got.cfo, want.cfo, rtol=0, atol=1e-12)
     assert 50 <= got.passed.sum() <= starts.size - 50  # both outcomes are exercised
+
+
+def _candidates_reference(metric: np.ndarray, threshold: float, min_gap: int, rounds: int = 3) -> np.ndarray:
+    """The rounds of sync.candidates as sliding-window maxima over the whole metric (scipy)."""
+    left = np.where(metric > threshold, metric, 0.0)
+    keep = np.zeros(metric.size, bool)
+    for _ in range(rounds):
+        new = (left > 0) & (left >= scipy.ndimage.maximum_filter1d(left, 2 * min_gap + 1, mode="constant"))
+        keep |= new
+        left[scipy.ndimage.maximum_filter1d(new.view(np.uint8), 2 * min_gap + 1, mode="constant") > 0] = 0.0
+    return np.flatnonzero(keep)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_candidates_equal_the_sliding_maximum_rounds(compiled, monkeypatch):
+    """On noise metrics (ties from quantised values included), a real stream's metric and chained peaks."""
+    if not compiled:
+        monkeypatch.setattr(sync, "greedy_peaks", python_function(sync.greedy_peaks))
+    rng = np.random.default_rng(44)
+    cfg = radio.FrameConfig(preset="narrow")
+    x, _, _ = _candidates("narrow", rng)
+    stream = sync.detection_metric(x, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length)[0]
+    chained = np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.7, 0.6, 0.9, 0.0, 0.8])
+    metrics = [rng.exponential(size=3000), np.round(rng.exponential(size=3000), 1), stream, chained]
+    for metric, threshold, gap, rounds in [(metrics[0], 1.0, 29, 3), (metrics[1], 0.5, 7, 3), (metrics[1], 0.0, 3, 1),
+                                           (metrics[2], 0.0, 29, 3), (metrics[2], 0.05, 29, 3), (metrics[3], 0.0, 1, 2),
+                                           (metrics[3], 0.0, 1, 5), (metrics[0], 20.0, 29, 3)]:
+        want = _candidates_reference(metric, threshold, gap, rounds)
+        np.testing.assert_array_equal(sync.candidates(metric, threshold, gap, rounds), want)
