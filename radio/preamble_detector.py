@@ -119,28 +119,47 @@ def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, w
 
 
 @njit
-def window_energy(spec: np.ndarray, shift: np.ndarray, ref: np.ndarray, first: int, width: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CIR energy in taps ``first .. first + width`` (mod N) and in all taps (arbitrary common unit), and the
-    window's energy centre in taps from ``first``, (K,) float32 each, of the CIRs
-    IFFT(spec[(f + shift) mod N] · ref[f]) (``spec`` (K, N) complex64, integer ``shift`` (K,), ``ref`` (N,)
-    complex64). Loop-shaped: compiled by :func:`radio.jit.njit`."""
-    k, n = spec.shape
-    prod = np.empty((k, n), np.complex64)
-    for i in range(k):
+def best_placement(buf: np.ndarray, first: np.ndarray, cfo: np.ndarray, length: int, lead: int, width: int,
+                   derotation: np.ndarray, levels: np.ndarray, ref: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best of the three LTS starts ``first + (−1, 0, 1)·N`` of K candidates (``first`` (K,) buffer indices,
+    CFO (K,) subcarriers): the one whose ISI-free region (``length`` samples from ``lead`` before it, folded as
+    in :func:`folded_spectra`; a region starting before the buffer holds nothing) collects the most CIR energy
+    in its channel window, taps ``lead .. lead + width`` of IFFT(spec[(f + shift) mod N] · ``ref``[f]) at the
+    CFO's integer shift. Returns (its index 0..2 (K,); its window's fraction of the CIR energy (K,) float32;
+    the window's energy centre (K,) float32, taps from the window's start). Loop-shaped: compiled by
+    :func:`radio.jit.njit`."""
+    k, n = first.size, derotation.shape[1]
+    region = np.empty(3 * k, np.int64)
+    for i in range(3 * k):
+        region[i] = first[i // 3] + (i % 3 - 1) * n - lead
+    cfo3 = np.repeat(cfo, 3)
+    spec, removed = folded_spectra(buf, np.maximum(region, 0), length, cfo3, derotation, levels)
+    shift = np.rint(cfo3 - removed).astype(np.int64)
+    prod = np.empty((3 * k, n), np.complex64)
+    for i in range(3 * k):
         for f in range(n):
             prod[i, f] = spec[i, (f + shift[i]) % n] * ref[f]
     cir = np.fft.ifft(prod)
-    window, total, moment = np.zeros(k, np.float32), np.zeros(k, np.float32), np.zeros(k, np.float32)
-    for i in range(k):
+    window, total, moment = np.zeros(3 * k, np.float32), np.zeros(3 * k, np.float32), np.zeros(3 * k, np.float32)
+    for i in range(3 * k):
         for t in range(n):
             power = cir[i, t].real ** 2 + cir[i, t].imag ** 2
             total[i] += power
-            w = (t - first) % n
-            if w < width:
+            w = (t - lead) % n
+            if w < width and region[i] >= 0:
                 window[i] += power
                 moment[i] += w * power
-    return window, total, moment / np.maximum(window, np.float32(1e-30))
+    pick = np.zeros(k, np.int64)
+    frac, centre = np.empty(k, np.float32), np.empty(k, np.float32)
+    for i in range(k):
+        for j in range(1, 3):
+            if window[3 * i + j] > window[3 * i + pick[i]]:
+                pick[i] = j
+        best = 3 * i + pick[i]
+        frac[i] = window[best] / max(total[best], np.float32(1e-30))
+        centre[i] = moment[best] / max(window[best], np.float32(1e-30))
+    return pick, frac, centre
 
 
 @dataclass
@@ -221,23 +240,19 @@ class PreambleCheck:
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(passed (K,), score (K,), SC body start (K,)) of located candidates (coarse SC body starts (K,), CIR
         window start taps (K,) from the span start, CFOs (K,))."""
-        n, k = self.fft_size, starts.size
+        n = self.fft_size
         # the three LTS starts ≡ span start + tap (mod N) within ± N of the coarse one; each one's ISI-free
         # region starts Gp - cp before it, so its channel window lies at taps Gp - cp .. Gp - cp + width
         span = starts + self.offset
         first = span + tap + n * np.rint((starts + n + self.gp - span - tap) / n).astype(np.int64)
-        lts1 = (first[:, None] + n * np.arange(-1, 2)).reshape(-1)
-        region = lts1 - self.gp + self.cp
-        window, total, centre = self._region_energy(buf, np.maximum(region, 0), np.repeat(cfo, 3))
-        window = (window * (region >= 0)).reshape(k, 3)
         # the placement that collects the most channel energy (a normalised score would favour a region that
         # misses part of the LTS over one that holds it all plus strong interference, e.g. a frame behind it)
-        j = window.argmax(axis=1)
-        best = window[np.arange(k), j] / np.maximum(total.reshape(k, 3)[np.arange(k), j], 1e-30)
+        pick, best, centre = best_placement(buf, first, cfo, self.gp + 2 * n - self.cp, self.gp - self.cp,
+                                            self.width, self._derotation, self._levels, self._ref)
         passed = best >= self.threshold
         # the LTS start: the energy centre of the channel window (the window itself starts up to `width` taps
         # before the first path; the decoder's timing works best from a start at or just after the first path)
-        lts1 = lts1.reshape(k, 3)[np.arange(k), j] + np.rint(centre.reshape(k, 3)[np.arange(k), j]).astype(np.int64)
+        lts1 = first + n * (pick - 1) + np.rint(centre).astype(np.int64)
         return passed, best, np.where(passed, lts1 - n - self.gp, starts)
 
     def needed(self) -> int:
@@ -256,13 +271,3 @@ class PreambleCheck:
                                        self._levels)
         frac, first_block, shift = best_window(spec, self._ref, self.max_shift, self.block, self.window_blocks)
         return frac, first_block * self.block, removed + shift
-
-    def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CIR energy (K,) in the channel window (taps ``Gp - cp .. Gp - cp + width``) and in all taps (K,)
-        (arbitrary common unit), and the window's energy centre (K,) in taps from its start, of the ISI-free LTS
-        regions starting at ``starts`` (K,), at CFO ``cfo`` (K,)."""
-        n = self.fft_size
-        spec, removed = folded_spectra(buf, starts, self.gp + 2 * n - self.cp, cfo, self._derotation, self._levels)
-        return window_energy(spec, np.rint(cfo - removed).astype(np.int64), self._ref, self.gp - self.cp,
-                             self.width)

@@ -11,7 +11,7 @@ from radio import sync
 from radio.frame_layout import FrameLayout
 from radio.jit import python_function
 
-KERNELS = ("folded_spectra", "best_window", "window_energy")
+KERNELS = ("folded_spectra", "best_window", "best_placement")
 
 
 def _check(preset: str) -> pd.PreambleCheck:
@@ -63,19 +63,37 @@ def test_best_window_equals_the_direct_formulation(compiled):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_window_energy_equals_the_direct_formulation(compiled):
+def test_best_placement_equals_the_direct_formulation(compiled):
+    """At CFOs of an integer plus a table level the fold's derotation is exact, so each placement's CIR is the
+    IFFT of the derotated, folded region's spectrum shifted by the integer part; a region before the buffer
+    start holds nothing."""
     check, rng = _check("narrow"), np.random.default_rng(41)
-    n, first, width = check.fft_size, 120, 20  # a window that wraps around tap N - 1
-    spec, _ = _spectra(30, n, check._ref, rng)
-    shift = rng.integers(-6, 7, 30)
-    fn = pd.window_energy if compiled else python_function(pd.window_energy)
-    window, total, centre = fn(spec, shift, check._ref, first, width)
-    rows = np.arange(30)[:, None]
-    power = np.abs(np.fft.ifft(spec.astype(complex)[rows, (np.arange(n) + shift[:, None]) % n] * check._ref)) ** 2
-    inside = power[:, (first + np.arange(width)) % n]
-    np.testing.assert_allclose(window, inside.sum(axis=1), rtol=2e-6)
-    np.testing.assert_allclose(total, power.sum(axis=1), rtol=2e-6)
-    np.testing.assert_allclose(centre, inside @ np.arange(width) / inside.sum(axis=1), rtol=2e-6)
+    n, cp, gp, width = check.fft_size, check.cp, check.gp, check.width
+    length, lead, k = gp + 2 * n - cp, gp - cp, 40
+    x, _, _ = _candidates("narrow", rng)
+    first = np.concatenate([[lead + 10, lead + n - 5], rng.integers(n + lead, x.size - 2 * n - length, k - 2)])
+    cfo = rng.integers(-4, 5, k) + rng.integers(-32, 32, k) / 64
+    fn = pd.best_placement if compiled else python_function(pd.best_placement)
+    pick, frac, centre = fn(x, first, cfo, length, lead, width, check._derotation, check._levels, check._ref)
+    lam = cfo - np.rint(cfo)
+    for i in range(k):
+        window, fractions, centres = [], [], []
+        for j in range(3):
+            region = first[i] + (j - 1) * n - lead
+            span = np.zeros(-(-length // n) * n, complex)
+            if region >= 0:
+                span[:length] = x[region:region + length] * np.exp(-2j * np.pi * lam[i] * np.arange(length) / n)
+            spec = np.roll(np.fft.fft(span.reshape(-1, n).sum(axis=0)), -int(np.rint(cfo[i])))
+            power = np.abs(np.fft.ifft(spec * check._ref)) ** 2
+            inside = power[(lead + np.arange(width)) % n]
+            window.append(inside.sum())
+            fractions.append(inside.sum() / max(power.sum(), 1e-30))
+            centres.append(inside @ np.arange(width) / max(inside.sum(), 1e-30))
+        want = int(np.argmax(window))
+        assert pick[i] == want
+        assert frac[i] == pytest.approx(fractions[want], rel=2e-5)
+        assert centre[i] == pytest.approx(centres[want], rel=2e-5, abs=1e-5)
+    assert 0 < np.count_nonzero(pick == 1) < k  # the middle placement is not always the answer
 
 
 @pytest.mark.parametrize("compiled", [True, False])
