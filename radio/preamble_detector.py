@@ -78,9 +78,9 @@ def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, w
 
     For each shift s in −S..S (S = ``max_shift``) the CIR is IFFT(spec[(f + s) mod N] · ref[f]) (``ref`` (N,)
     complex64); its windows are ``window_blocks`` blocks of ``block`` taps starting on every block
-    (circularly). Returns (energy fraction (K,) float32 of the best (shift, window), the first maximum in
-    (shift, window) order; its window's first block (K,); its shift s (K,)). Loop-shaped: compiled by
-    :func:`radio.jit.njit`."""
+    (circularly). Returns (energy fraction (K,) of the best (shift, window), the first maximum in (shift, window)
+    order; its window's first block (K,); its shift s (K,)); energies summed in float64. Loop-shaped: compiled
+    by :func:`radio.jit.njit`."""
     k, n = spec.shape
     shifts, nb = 2 * max_shift + 1, n // block
     wrapped = np.concatenate((spec[:, n - max_shift:], spec, spec[:, :max_shift]), axis=1)  # [i, f + S]: f mod N
@@ -90,26 +90,26 @@ def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, w
             for f in range(n):
                 prod[i * shifts + h, f] = wrapped[i, f + h] * ref[f]
     cir = np.fft.ifft(prod)
-    power = np.empty(n, np.float32)
-    blocks = np.empty(nb + window_blocks - 1, np.float32)  # block energies, the first ones repeated
-    best = np.full(k, -1.0, np.float32)
+    power = np.empty(n)
+    blocks = np.empty(nb + window_blocks - 1)  # block energies, the first ones repeated
+    best = np.full(k, -1.0)
     first_block, best_shift = np.zeros(k, np.int64), np.zeros(k, np.int64)
     for i in range(k):
         for h in range(shifts):
             for t in range(n):
-                power[t] = cir[i * shifts + h, t].real ** 2 + cir[i * shifts + h, t].imag ** 2
-            total = np.float32(0.0)
+                power[t] = np.float64(cir[i * shifts + h, t].real) ** 2 + np.float64(cir[i * shifts + h, t].imag) ** 2
+            total = 0.0
             for j in range(nb):
-                e = np.float32(0.0)
+                e = 0.0
                 for t in range(j * block, (j + 1) * block):
                     e += power[t]
                 blocks[j] = e
                 total += e
             blocks[nb:] = blocks[:window_blocks - 1]
-            window = np.float32(0.0)
+            window = 0.0
             for j in range(window_blocks - 1):
                 window += blocks[j]
-            total = max(total, np.float32(1e-30))
+            total = max(total, 1e-300)
             for j in range(nb):
                 window += blocks[j + window_blocks - 1]
                 if window / total > best[i]:
@@ -126,9 +126,9 @@ def best_placement(buf: np.ndarray, first: np.ndarray, cfo: np.ndarray, length: 
     CFO (K,) subcarriers): the one whose ISI-free region (``length`` samples from ``lead`` before it, folded as
     in :func:`folded_spectra`; a region starting before the buffer holds nothing) collects the most CIR energy
     in its channel window, taps ``lead .. lead + width`` of IFFT(spec[(f + shift) mod N] · ``ref``[f]) at the
-    CFO's integer shift. Returns (its index 0..2 (K,); its window's fraction of the CIR energy (K,) float32;
-    the window's energy centre (K,) float32, taps from the window's start). Loop-shaped: compiled by
-    :func:`radio.jit.njit`."""
+    CFO's integer shift. Returns (its index 0..2 (K,); its window's fraction of the CIR energy (K,); the
+    window's energy centre (K,), taps from the window's start); energies summed in float64, so a score near
+    the threshold is not decided by float32 summation order. Loop-shaped: compiled by :func:`radio.jit.njit`."""
     k, n = first.size, derotation.shape[1]
     region = np.empty(3 * k, np.int64)
     for i in range(3 * k):
@@ -141,24 +141,23 @@ def best_placement(buf: np.ndarray, first: np.ndarray, cfo: np.ndarray, length: 
         for f in range(n):
             prod[i, f] = spec[i, (f + shift[i]) % n] * ref[f]
     cir = np.fft.ifft(prod)
-    window, total, moment = np.zeros(3 * k, np.float32), np.zeros(3 * k, np.float32), np.zeros(3 * k, np.float32)
+    window, total, moment = np.zeros(3 * k), np.zeros(3 * k), np.zeros(3 * k)
     for i in range(3 * k):
         for t in range(n):
-            power = cir[i, t].real ** 2 + cir[i, t].imag ** 2
+            power = np.float64(cir[i, t].real) ** 2 + np.float64(cir[i, t].imag) ** 2
             total[i] += power
             w = (t - lead) % n
             if w < width and region[i] >= 0:
                 window[i] += power
                 moment[i] += w * power
-    pick = np.zeros(k, np.int64)
-    frac, centre = np.empty(k, np.float32), np.empty(k, np.float32)
+    pick, frac, centre = np.zeros(k, np.int64), np.empty(k), np.empty(k)
     for i in range(k):
         for j in range(1, 3):
             if window[3 * i + j] > window[3 * i + pick[i]]:
                 pick[i] = j
         best = 3 * i + pick[i]
-        frac[i] = window[best] / max(total[best], np.float32(1e-30))
-        centre[i] = moment[best] / max(window[best], np.float32(1e-30))
+        frac[i] = window[best] / max(total[best], 1e-300)
+        centre[i] = moment[best] / max(window[best], 1e-300)
     return pick, frac, centre
 
 
