@@ -59,11 +59,12 @@ def folded_spectra(buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.nda
     z = np.zeros((k, n), np.complex64)
     removed = np.empty(k)
     for i in range(k):
+        step, w = np.exp(-2j * np.pi * cfo[i]), 1.0 + 0.0j  # per-copy factor w = step ** c
         for c in range(-(-length // n)):
-            w = np.complex64(np.exp(-2j * np.pi * cfo[i] * c))
-            first = starts[i] + c * n
+            first, wc = starts[i] + c * n, np.complex64(w)
             for t in range(min(n, length - c * n)):
-                z[i, t] += buf[first + t] * w
+                z[i, t] += buf[first + t] * wc
+            w *= step
         level = int(np.rint(cfo[i] * table)) % table
         for t in range(n):
             z[i, t] *= derotation[level, t]
@@ -138,18 +139,19 @@ def best_placement(buf: np.ndarray, first: np.ndarray, cfo: np.ndarray, length: 
     shift = np.rint(cfo3 - removed).astype(np.int64)
     prod = np.empty((3 * k, n), np.complex64)
     for i in range(3 * k):
-        for f in range(n):
-            prod[i, f] = spec[i, (f + shift[i]) % n] * ref[f]
+        s = shift[i] % n
+        for f in range(n):  # spec[i, (f + shift) mod N] without a modulo per bin (several times slower)
+            prod[i, f] = spec[i, f + s - n if f + s >= n else f + s] * ref[f]
     cir = np.fft.ifft(prod)
     window, total, moment = np.zeros(3 * k), np.zeros(3 * k), np.zeros(3 * k)
     for i in range(3 * k):
         for t in range(n):
+            total[i] += np.float64(cir[i, t].real) ** 2 + np.float64(cir[i, t].imag) ** 2
+        for w in range(width if region[i] >= 0 else 0):
+            t = lead + w - n if lead + w >= n else lead + w
             power = np.float64(cir[i, t].real) ** 2 + np.float64(cir[i, t].imag) ** 2
-            total[i] += power
-            w = (t - lead) % n
-            if w < width and region[i] >= 0:
-                window[i] += power
-                moment[i] += w * power
+            window[i] += power
+            moment[i] += w * power
     pick, frac, centre = np.zeros(k, np.int64), np.empty(k), np.empty(k)
     for i in range(k):
         for j in range(1, 3):
