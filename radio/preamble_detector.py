@@ -31,10 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 import scipy.stats
 
 from radio.config import FrameConfig
+from radio.jit import njit
 from radio.ofdm import ResourceGrid
 from radio.preamble import Preamble
 
@@ -44,16 +44,123 @@ _LOCATE_PASS = 0.5
 at the narrow preset: ~0.2); a frame at −5 dB whose coarse start is within ± N of the truth scores well above."""
 
 
-def _windows(x: np.ndarray, count: int, shape: int | tuple[int, ...], step: int, inner: int | None = None
-             ) -> np.ndarray:
-    """Read-only strided view of contiguous ``x``: ``count`` windows ``step`` bytes apart, each of ``shape``
-    with ``inner`` bytes between elements (the item size when None; every inner axis uses it). Like numpy's
-    ``as_strided``, at a fraction of its call cost (this is called per batch of candidates)."""
-    shape = (shape,) if isinstance(shape, int) else shape
-    inner = x.itemsize if inner is None else inner
-    view = np.ndarray((count, *shape), x.dtype, buffer=x, strides=(step, *(inner,) * len(shape)))
-    view.flags.writeable = False
-    return view
+@njit
+def folded_spectra(buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.ndarray, derotation: np.ndarray,
+                   levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra of the spans ``buf[start : start + length]`` (K of them) derotated by ``cfo`` (K,) and folded
+    modulo N: (FFT (K, N) complex64 of the folded spans, the fractional CFO the per-sample table removed (K,)).
+
+    The derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N} is exact per copy c; per sample r it is row
+    ``round(ε L) mod L`` of ``derotation`` (L, N) complex64, which removes ``levels`` (L,) subcarriers
+    (≤ π/L rad off at the end of a period); the remainder of ε is an integer number of subcarriers, taken by
+    the per-copy factor. Loop-shaped: compiled by :func:`radio.jit.njit`."""
+    k = starts.size
+    table, n = derotation.shape
+    z = np.zeros((k, n), np.complex64)
+    removed = np.empty(k)
+    for i in range(k):
+        step, w = np.exp(-2j * np.pi * cfo[i]), 1.0 + 0.0j  # per-copy factor w = step ** c
+        for c in range(-(-length // n)):
+            first, wc = starts[i] + c * n, np.complex64(w)
+            for t in range(min(n, length - c * n)):
+                z[i, t] += buf[first + t] * wc
+            w *= step
+        level = int(np.rint(cfo[i] * table)) % table
+        for t in range(n):
+            z[i, t] *= derotation[level, t]
+        removed[i] = levels[level]
+    return np.fft.fft(z), removed
+
+
+@njit
+def best_window(spec: np.ndarray, ref: np.ndarray, max_shift: int, block: int, window_blocks: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer CFO shift and CIR window with the largest energy fraction, per row of ``spec`` (K, N) complex64.
+
+    For each shift s in −S..S (S = ``max_shift``) the CIR is IFFT(spec[(f + s) mod N] · ref[f]) (``ref`` (N,)
+    complex64); its windows are ``window_blocks`` blocks of ``block`` taps starting on every block
+    (circularly). Returns (energy fraction (K,) of the best (shift, window), the first maximum in (shift, window)
+    order; its window's first block (K,); its shift s (K,)); energies summed in float64. Loop-shaped: compiled
+    by :func:`radio.jit.njit`."""
+    k, n = spec.shape
+    shifts, nb = 2 * max_shift + 1, n // block
+    wrapped = np.concatenate((spec[:, n - max_shift:], spec, spec[:, :max_shift]), axis=1)  # [i, f + S]: f mod N
+    prod = np.empty((k * shifts, n), np.complex64)
+    for i in range(k):
+        for h in range(shifts):
+            for f in range(n):
+                prod[i * shifts + h, f] = wrapped[i, f + h] * ref[f]
+    cir = np.fft.ifft(prod)
+    power = np.empty(n)
+    blocks = np.empty(nb + window_blocks - 1)  # block energies, the first ones repeated
+    best = np.full(k, -1.0)
+    first_block, best_shift = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    for i in range(k):
+        for h in range(shifts):
+            for t in range(n):
+                power[t] = np.float64(cir[i * shifts + h, t].real) ** 2 + np.float64(cir[i * shifts + h, t].imag) ** 2
+            total = 0.0
+            for j in range(nb):
+                e = 0.0
+                for t in range(j * block, (j + 1) * block):
+                    e += power[t]
+                blocks[j] = e
+                total += e
+            blocks[nb:] = blocks[:window_blocks - 1]
+            window = 0.0
+            for j in range(window_blocks - 1):
+                window += blocks[j]
+            total = max(total, 1e-300)
+            for j in range(nb):
+                window += blocks[j + window_blocks - 1]
+                if window / total > best[i]:
+                    best[i], first_block[i], best_shift[i] = window / total, j, h - max_shift
+                window -= blocks[j]
+    return best, first_block, best_shift
+
+
+@njit
+def best_placement(buf: np.ndarray, first: np.ndarray, cfo: np.ndarray, length: int, lead: int, width: int,
+                   derotation: np.ndarray, levels: np.ndarray, ref: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best of the three LTS starts ``first + (−1, 0, 1)·N`` of K candidates (``first`` (K,) buffer indices,
+    CFO (K,) subcarriers): the one whose ISI-free region (``length`` samples from ``lead`` before it, folded as
+    in :func:`folded_spectra`; a region starting before the buffer holds nothing) collects the most CIR energy
+    in its channel window, taps ``lead .. lead + width`` of IFFT(spec[(f + shift) mod N] · ``ref``[f]) at the
+    CFO's integer shift. Returns (its index 0..2 (K,); its window's fraction of the CIR energy (K,); the
+    window's energy centre (K,), taps from the window's start); energies summed in float64, so a score near
+    the threshold is not decided by float32 summation order. Loop-shaped: compiled by :func:`radio.jit.njit`."""
+    k, n = first.size, derotation.shape[1]
+    region = np.empty(3 * k, np.int64)
+    for i in range(3 * k):
+        region[i] = first[i // 3] + (i % 3 - 1) * n - lead
+    cfo3 = np.repeat(cfo, 3)
+    spec, removed = folded_spectra(buf, np.maximum(region, 0), length, cfo3, derotation, levels)
+    shift = np.rint(cfo3 - removed).astype(np.int64)
+    prod = np.empty((3 * k, n), np.complex64)
+    for i in range(3 * k):
+        s = shift[i] % n
+        for f in range(n):  # spec[i, (f + shift) mod N] without a modulo per bin (several times slower)
+            prod[i, f] = spec[i, f + s - n if f + s >= n else f + s] * ref[f]
+    cir = np.fft.ifft(prod)
+    window, total, moment = np.zeros(3 * k), np.zeros(3 * k), np.zeros(3 * k)
+    for i in range(3 * k):
+        for t in range(n):
+            total[i] += np.float64(cir[i, t].real) ** 2 + np.float64(cir[i, t].imag) ** 2
+        for w in range(width if region[i] >= 0 else 0):
+            t = lead + w - n if lead + w >= n else lead + w
+            power = np.float64(cir[i, t].real) ** 2 + np.float64(cir[i, t].imag) ** 2
+            window[i] += power
+            moment[i] += w * power
+    pick, frac, centre = np.zeros(k, np.int64), np.empty(k), np.empty(k)
+    for i in range(k):
+        for j in range(1, 3):
+            if window[3 * i + j] > window[3 * i + pick[i]]:
+                pick[i] = j
+        best = 3 * i + pick[i]
+        frac[i] = window[best] / max(total[best], 1e-300)
+        centre[i] = moment[best] / max(window[best], 1e-300)
+    return pick, frac, centre
 
 
 @dataclass
@@ -102,14 +209,6 @@ class PreambleCheck:
         self._derotation = np.exp(-2j * np.pi / n * np.outer(self._levels, np.arange(n))).astype(np.complex64)
         self._ref = np.zeros(n, np.complex64)  # conj(LTS) on the used FFT bins (unit modulus), zero elsewhere
         self._ref[ResourceGrid(cfg).used_bins] = np.conj(preamble.lts_values)
-        self._ones = np.ones(2 * n, np.float32)
-        nb = n // self.block
-        self._window_of_blocks = ((np.arange(nb)[:, None] - np.arange(nb)[None, :]) % nb
-                                  < self.window_blocks).astype(np.float32)
-        self._in_window = np.zeros((n, 2), np.float32)  # interleaved weights of taps Gp - cp .. Gp - cp + width
-        self._in_window[(gp - cp + np.arange(self.width)) % n] = 1
-        self._tap_in_window = (self._in_window * ((np.arange(n) - (gp - cp)) % n)[:, None]).reshape(-1)
-        self._in_window = self._in_window.reshape(-1)
         # union bounds over the hypotheses a score is the best of: shifts × windows (wide span), and × the 3
         # placements (ISI-free regions)
         hypotheses = n // self.block * (2 * max_shift + 1)
@@ -142,23 +241,19 @@ class PreambleCheck:
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(passed (K,), score (K,), SC body start (K,)) of located candidates (coarse SC body starts (K,), CIR
         window start taps (K,) from the span start, CFOs (K,))."""
-        n, k = self.fft_size, starts.size
+        n = self.fft_size
         # the three LTS starts ≡ span start + tap (mod N) within ± N of the coarse one; each one's ISI-free
         # region starts Gp - cp before it, so its channel window lies at taps Gp - cp .. Gp - cp + width
         span = starts + self.offset
         first = span + tap + n * np.rint((starts + n + self.gp - span - tap) / n).astype(np.int64)
-        lts1 = (first[:, None] + n * np.arange(-1, 2)).reshape(-1)
-        region = lts1 - self.gp + self.cp
-        window, total, centre = self._region_energy(buf, np.maximum(region, 0), np.repeat(cfo, 3))
-        window = (window * (region >= 0)).reshape(k, 3)
         # the placement that collects the most channel energy (a normalised score would favour a region that
         # misses part of the LTS over one that holds it all plus strong interference, e.g. a frame behind it)
-        j = window.argmax(axis=1)
-        best = window[np.arange(k), j] / np.maximum(total.reshape(k, 3)[np.arange(k), j], 1e-30)
+        pick, best, centre = best_placement(buf, first, cfo, self.gp + 2 * n - self.cp, self.gp - self.cp,
+                                            self.width, self._derotation, self._levels, self._ref)
         passed = best >= self.threshold
         # the LTS start: the energy centre of the channel window (the window itself starts up to `width` taps
         # before the first path; the decoder's timing works best from a start at or just after the first path)
-        lts1 = lts1.reshape(k, 3)[np.arange(k), j] + np.rint(centre.reshape(k, 3)[np.arange(k), j]).astype(np.int64)
+        lts1 = first + n * (pick - 1) + np.rint(centre).astype(np.int64)
         return passed, best, np.where(passed, lts1 - n - self.gp, starts)
 
     def needed(self) -> int:
@@ -168,61 +263,12 @@ class PreambleCheck:
         region = self.gp + 2 * n - self.cp
         return max(self.offset + -(-self.length // n) * n, 5 * n // 2 + self.cp + -(-region // n) * n)
 
-    def _fold(self, buf: np.ndarray, starts: np.ndarray, length: int, cfo: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Spans ``buf[start : start + length]`` (K of them) derotated and folded modulo N: (z (K, N) complex64,
-        the fractional CFO the per-sample table removed (K,), subcarriers: ``cfo`` quantised to 1/L, its
-        remainder an integer number of subcarriers that the per-copy factor took)."""
-        n = self.fft_size
-        copies = -(-length // n)
-        # derotation e^{-j2πε(cN + r)/N} = e^{-j2πεc} · e^{-j2πεr/N}: exact per copy c; per sample r from a
-        # table of fractional CFOs (≤ π/_PHASE_LEVELS rad off at the end of a period)
-        per_copy = np.exp(-2j * np.pi * np.outer(cfo, np.arange(copies))).astype(np.complex64)
-        level = np.rint(cfo * _PHASE_LEVELS).astype(np.int64) % _PHASE_LEVELS
-        z = np.zeros((starts.size, n), np.complex64)
-        rows = _windows(buf, buf.size - n + 1, n, buf.strides[0])  # rows[i] = buf[i:i + N]
-        for c in range(copies):
-            r = min(n, length - c * n)
-            z[:, :r] += rows[starts + c * n, :r] * per_copy[:, c:c + 1]
-        z *= self._derotation[level]
-        return z, self._levels[level]
-
-    def _cir_power(self, spec: np.ndarray) -> np.ndarray:
-        """Squared real and imaginary parts of the CIR, IFFT(spectrum · conj(LTS)) on the last axis: float32,
-        last axis 2N (interleaved), so sums over taps are products with 0/1 weights (numpy's reductions over
-        short axes are slow)."""
-        return np.square(scipy.fft.ifft(spec * self._ref, axis=-1).view(np.float32))
-
     def _locate(self, buf: np.ndarray, starts: np.ndarray, cfo_frac: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(energy fraction (K,), window start tap (K,) modulo N from the span start, CFO (K,) in subcarriers)
         of the integer shift and CIR window (``width`` taps from a multiple of ``block``) with the largest
         energy fraction in the wide span."""
-        n, s, b = self.fft_size, self.max_shift, self.block
-        k = starts.size
-        z, removed = self._fold(buf, starts + self.offset, self.length, cfo_frac)
-        spec = scipy.fft.fft(z, axis=1)
-        wrapped = np.concatenate([spec[:, n - s:], spec, spec[:, :s]], axis=1)
-        # (K, 2S+1, N) view: [k, i, f] = spec[k, (f + i - S) mod N]
-        shifted = _windows(wrapped, k, (2 * s + 1, n), wrapped.strides[0], wrapped.strides[1])
-        blocks = self._cir_power(shifted).reshape(-1, 2 * b) @ self._ones[:2 * b]  # (K (2S+1) N/b,)
-        blocks = blocks.reshape(-1, n // b)
-        window = blocks @ self._window_of_blocks  # [., j]: the window of blocks j .. j + window_blocks (circular)
-        frac = (window / np.maximum(blocks @ self._ones[:n // b], 1e-30)[:, None]).reshape(k, -1)
-        best = frac.argmax(axis=1)
-        shift_i, first_block = np.divmod(best, n // b)
-        return frac[np.arange(k), best], first_block * b, removed + shift_i - s
-
-    def _region_energy(self, buf: np.ndarray, starts: np.ndarray, cfo: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CIR energy (K,) in the channel window (taps ``Gp - cp .. Gp - cp + width``) and in all taps (K,)
-        (arbitrary common unit), and the window's energy centre (K,) in taps from its start, of the ISI-free LTS
-        regions starting at ``starts`` (K,), at CFO ``cfo`` (K,)."""
-        n = self.fft_size
-        z, removed = self._fold(buf, starts, self.gp + 2 * n - self.cp, cfo)
-        shift = np.rint(cfo - removed).astype(np.int64)
-        spec = scipy.fft.fft(z, axis=1)
-        spec = spec[np.arange(starts.size)[:, None], (np.arange(n) + shift[:, None]) % n]
-        power = self._cir_power(spec)
-        window = power @ self._in_window
-        return window, power @ self._ones, (power @ self._tap_in_window) / np.maximum(window, 1e-30)
+        spec, removed = folded_spectra(buf, starts + self.offset, self.length, cfo_frac, self._derotation,
+                                       self._levels)
+        frac, first_block, shift = best_window(spec, self._ref, self.max_shift, self.block, self.window_blocks)
+        return frac, first_block * self.block, removed + shift

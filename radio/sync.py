@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
 from radio.jit import njit
 from radio.ofdm import phase_ramp
@@ -149,17 +148,45 @@ def candidates(metric: np.ndarray, threshold: float, min_gap: int, rounds: int =
     ± min_gap": a frame's peak beside a larger value that is itself suppressed by a still larger one further
     away stays a candidate (at -5 dB the plain rule lost frames to noise peaks 250-600 samples away).
     """
-    left = np.where(metric > threshold, metric, 0.0)
-    keep = np.zeros(metric.size, bool)
-    width = 2 * min_gap + 1
+    above = np.flatnonzero(metric > max(threshold, 0.0))
+    return above[greedy_peaks(above, metric[above], min_gap, rounds)]
+
+
+@njit
+def greedy_peaks(index: np.ndarray, value: np.ndarray, min_gap: int, rounds: int) -> np.ndarray:
+    """The rounds of :func:`candidates` on the values above its threshold (ascending metric indices (P,), values
+    (P,)): which of them (bool (P,)) are candidates. A round takes every value left that no value left within
+    ± ``min_gap`` indices exceeds, then drops every value within ± ``min_gap`` of those. Loop-shaped (a value's
+    scan stops at the first larger neighbour): compiled by :func:`radio.jit.njit`."""
+    p = index.size
+    left, keep = np.ones(p, np.bool_), np.zeros(p, np.bool_)
     for _ in range(rounds):
-        local = scipy.ndimage.maximum_filter1d(left, width, mode="constant")
-        new = (left > 0) & (left >= local)
+        new = np.zeros(p, np.bool_)
+        for j in range(p):
+            if not left[j]:
+                continue
+            new[j] = True
+            lo = j - 1
+            while new[j] and lo >= 0 and index[j] - index[lo] <= min_gap:
+                new[j] = not (left[lo] and value[lo] > value[j])
+                lo -= 1
+            hi = j + 1
+            while new[j] and hi < p and index[hi] - index[j] <= min_gap:
+                new[j] = not (left[hi] and value[hi] > value[j])
+                hi += 1
         if not new.any():
             break
-        keep |= new
-        left[scipy.ndimage.maximum_filter1d(new.view(np.uint8), width, mode="constant") > 0] = 0.0
-    return np.flatnonzero(keep)
+        for j in range(p):
+            if new[j]:
+                keep[j] = True
+                lo, hi = j, j
+                while lo >= 0 and index[j] - index[lo] <= min_gap:
+                    left[lo] = False
+                    lo -= 1
+                while hi < p and index[hi] - index[j] <= min_gap:
+                    left[hi] = False
+                    hi += 1
+    return keep
 
 
 def fractional_cfo(corr_lts: complex) -> float:
