@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from radio.jit import njit
+
 _NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
 _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
 
@@ -150,6 +152,7 @@ def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarr
     return h, 0.5 * float(np.vdot(d, d).real)
 
 
+@njit
 def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarray,
                 symbol_times: np.ndarray, max_beta: float) -> np.ndarray:
     """Per-symbol common phase error and phase slope across subcarriers from pilots.
@@ -165,54 +168,144 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
         h: channel at the pilot subcarriers (from the training symbols), shape (P,).
         x: transmitted pilots, shape (S, P).
         positions: signed subcarrier index of each pilot, shape (P,).
-        symbol_times: time of each symbol since the channel was estimated (symbols), shape (S,).
+        symbol_times: time of each symbol since the channel was estimated (symbols), shape (S,) float.
         max_beta: bound on β, rad per subcarrier per symbol time.
 
     Returns:
-        array (2, S): common phase (rad) and slope (rad per subcarrier) of each symbol.
+        array (2, S) float64: common phase (rad) and slope (rad per subcarrier) of each symbol.
     """
-    z = y * np.conj(h[None, :] * x)
+    z = y * np.conj(h * x)
     adj = (z[:, 1:] * np.conj(z[:, :-1])).sum(axis=1)
     raw = np.angle(adj) * ((positions.size - 1) / (positions[-1] - positions[0]))  # / mean spacing
     weight = np.abs(adj) * symbol_times ** 2
-    beta = float((weight * raw / symbol_times).sum()) / max(float(weight.sum()), 1e-30)
+    beta = (weight * raw / symbol_times).sum() / max(weight.sum(), 1e-30)
     beta = min(max(beta, -max_beta), max_beta)
     slope = beta * symbol_times
     out = np.empty((2, slope.size))
-    out[0] = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
+    out[0] = np.angle((z * np.exp(-1j * np.outer(slope, positions))).sum(axis=1))
     out[1] = slope
     return out
 
 
+@njit
 def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np.ndarray:
-    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S).
+    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S) (rad, rad per
+    subcarrier); computed in complex128, returned in H's dtype.
 
     The slope grows linearly over symbols (``track_phase``), so ``exp(j·slope_n·k)`` is a running
     product of one per-symbol step: one complex multiply per element instead of an ``exp``.
     """
-    common, slope = phase
-    dtype = h.dtype
-    steps = np.empty((slope.size, subcarriers.size), dtype)
-    steps[0] = np.exp(1j * slope[0] * subcarriers)
-    if slope.size > 1:
-        steps[1:] = np.exp(1j * (slope[1] - slope[0]) * subcarriers)
-    rot = np.cumprod(steps, axis=0)
-    rot *= np.exp(1j * common).astype(dtype)[:, None]
-    rot *= h[None, :]
-    return rot
+    common, slope = phase[0], phase[1]
+    out = np.empty((slope.size, subcarriers.size), h.dtype)
+    if slope.size == 0:
+        return out
+    rot = np.exp(1j * slope[0] * subcarriers)
+    step = np.exp(1j * (slope[min(1, slope.size - 1)] - slope[0]) * subcarriers)
+    for i in range(slope.size):
+        out[i] = rot * np.exp(1j * common[i]) * h
+        rot = rot * step
+    return out
 
 
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+@njit
+def pilot_agreement(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Normalised correlation magnitude ``|Σ_p y·conj(ref)| / sqrt(Σ_p |y|² · Σ_p |ref|²)`` of each row of the
+    received pilots ``y`` (S, P) with the expected ones ``ref`` (S, P) (channel × known pilots): float64 (S,) in
+    [0, 1], phase-blind."""
+    num = np.abs((y * np.conj(ref)).sum(axis=1))
+    den = np.sqrt((y.real ** 2 + y.imag ** 2).sum(axis=1) * (ref.real ** 2 + ref.imag ** 2).sum(axis=1))
+    return num / np.maximum(den, _TINY)
+
+
+@njit
+def header_soft_values(y: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: np.ndarray, data_idx: np.ndarray,
+                       slopes: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Phase-corrected matched-filter outputs of the header's data resource elements.
+
+    The header symbols' common phase is fitted as a line over symbols: the pilot sums
+    ``z_t = Σ_p y_tp·conj(H_p·x_tp)`` are correlated with every phase slope of ``slopes`` (a zero-padded
+    FFT: the periodogram of z), the peak's slope is taken and the line's offset is the phase of z against it.
+
+    Args:
+        y: header symbols' used subcarriers, shape (nh, U).
+        h: channel, shape (U,).
+        x: the header symbols' pilots, shape (nh, P).
+        pilot_idx, data_idx: positions of pilots (P,) and data (D,) among the used subcarriers.
+        slopes: ``2π·fftfreq(L)``, the phase slopes (rad per symbol) of an L-point periodogram, L ≥ nh.
+
+    Returns:
+        (periodogram peak ``|Σ_t z_t e^{-j·slope·t}|²``, ``Σ_p |H_p|²``, soft values
+        ``Re(conj(H_d)·y_td·e^{-jφ_t})`` in symbol-major order, float64 (nh·D,)).
+    """
+    nh, nd = y.shape[0], data_idx.size
+    hp = h[pilot_idx]
+    z = (y[:, pilot_idx] * np.conj(hp * x)).sum(axis=1)
+    power = np.abs(np.fft.fft(z, slopes.size)) ** 2
+    peak = int(np.argmax(power))
+    step = slopes[peak]
+    t = np.arange(nh) * step
+    cpe = np.exp(-1j * (t + np.angle((np.exp(-1j * t) * z).sum())))
+    hd = np.conj(h[data_idx])
+    soft = np.empty(nh * nd)
+    for i in range(nh):
+        soft[i * nd:(i + 1) * nd] = (hd * y[i][data_idx] * cpe[i]).real
+    return power[peak], float((hp.real ** 2 + hp.imag ** 2).sum()), soft
+
+
+@njit
 def mmse_equalize(y: np.ndarray, h: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-resource-element MMSE equaliser for unit-power symbols.
+
+    Args:
+        y, h: received values and channel, same shape; complex64 (with a float32 ``noise``) gives complex64
+            and float32 results.
+        noise: N0.
 
     Returns:
         (x_hat, mse): ``conj(h) y / (|h|² + N0)`` and its error variance ``N0 / (|h|² + N0)``.
     """
-    g = h.real ** 2 + h.imag ** 2
-    g += noise
-    inv = 1.0 / g  # g now holds |h|² + N0
-    x = np.conj(h)
-    x *= y
-    x *= inv
-    inv *= noise
-    return x, inv
+    inv = np.reciprocal(h.real * h.real + h.imag * h.imag + noise)
+    return np.conj(h) * y * inv, inv * noise
+
+
+@njit
+def equalize_payload(yh: np.ndarray, yp: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: np.ndarray,
+                     data_idx: np.ndarray, subcarriers: np.ndarray, max_beta: float, header_residual: float,
+                     header_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The payload stage: phase tracking over header and payload (:func:`track_phase`, symbol times from 2, the
+    LTS pair's centre), the phase-tracked channel per payload symbol (:func:`apply_phase`), every symbol's
+    pilot agreement (:func:`pilot_agreement`; header rows against ``h``), the payload pilots' residual energy
+    and the MMSE equaliser (:func:`mmse_equalize`) at the effective noise
+    ``(payload residual + header_residual) / (payload pilots + header_count)``.
+
+    Args:
+        yh: header symbols' used subcarriers, shape (nh, U).
+        yp: payload symbols' used subcarriers, shape (S, U).
+        h: channel, shape (U,).
+        x: pilots of the header and payload symbols, shape (nh + S, P).
+        pilot_idx, data_idx: positions of pilots (P,) and data (D,) among the used subcarriers.
+        subcarriers: signed index of each used subcarrier, shape (U,).
+        max_beta: bound on the clock-drift phase slope (see :func:`track_phase`).
+        header_residual, header_count: residual energy and count of the header's known resource elements.
+
+    Returns:
+        (x̂ complex64 (S, D), its error variance float32 (S, D), agreement float64 (nh + S,),
+        payload pilots' residual energy ``Σ |y − Ĥ·x|²``).
+    """
+    nh, s = yh.shape[0], yp.shape[0]
+    y = np.concatenate((yh[:, pilot_idx], yp[:, pilot_idx]))
+    h_pilot = h[pilot_idx]
+    phase = track_phase(y, h_pilot, x, subcarriers[pilot_idx], 2.0 + np.arange(nh + s), max_beta)
+    hp = apply_phase(h.astype(np.complex64), np.ascontiguousarray(phase[:, nh:]), subcarriers)
+    ref = np.empty(y.shape, np.complex128)
+    ref[:nh] = h_pilot * x[:nh]
+    ref[nh:] = hp[:, pilot_idx] * x[nh:]
+    agreement = pilot_agreement(y, ref)
+    res = y[nh:] - ref[nh:]
+    known = float((res.real ** 2 + res.imag ** 2).sum())
+    n_eff = np.float32((known + header_residual) / (res.size + header_count))
+    x_hat, mse = mmse_equalize(yp[:, data_idx], hp[:, data_idx], n_eff)
+    return x_hat, mse, agreement, known

@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 from scipy.signal.windows import kaiser
+
+from radio.jit import njit
 
 _KAISER_BETA = 8.0
 _EXTENT_BETA = 4.0
@@ -51,6 +52,26 @@ def rms_delay_spread(pdp: np.ndarray, delays_s: np.ndarray) -> float:
         return 0.0
     mean = (p * delays_s).sum() / total
     return float(np.sqrt(max((p * delays_s ** 2).sum() / total - mean ** 2, 0.0)))
+
+
+@njit
+def _cir_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarray, hole_nb: np.ndarray,
+               bins: np.ndarray, n: int, delays: np.ndarray) -> np.ndarray:
+    """|CIR|² (float64, shape of ``delays``) of the channel ``h`` (U,) placed at ``pos`` into the contiguous band
+    (its ``hole`` positions filled with the mean of their two neighbours, right one ``hole_nb`` into h), times
+    ``taper`` (band,), on FFT ``bins`` (band,) of an N-point inverse FFT read at ``delays`` (samples, negative
+    ones wrap)."""
+    full = np.empty(taper.size, np.complex128)
+    full[pos] = h
+    full[hole] = 0.5 * (h[hole_nb - 1] + h[hole_nb])
+    spec = np.zeros(n, np.complex128)
+    spec[bins] = full * taper
+    c = np.fft.ifft(spec)
+    p = np.empty(delays.size)
+    for i in range(delays.size):
+        v = c[delays[i] % n]
+        p[i] = v.real ** 2 + v.imag ** 2
+    return p
 
 
 class DelaySpreadEstimator:
@@ -97,13 +118,9 @@ class DelaySpreadEstimator:
             taper: over the contiguous band (U + the DC hole); default the ``"pdp"`` estimator's.
         """
         taper = self._taper_pdp if taper is None else taper
-        full = np.empty(taper.size, complex)
-        full[self._pos] = h
-        full[self._hole] = 0.5 * (h[self._hole_nb - 1] + h[self._hole_nb])
-        spec = np.zeros(self.n, complex)
-        spec[self._bins] = full * taper
-        c = scipy.fft.ifft(spec)[self.delays]
-        return c.real ** 2 + c.imag ** 2, noise * float((taper ** 2).sum()) / self.n ** 2
+        p = _cir_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
+                       self.n, self.delays)
+        return p, noise * float((taper ** 2).sum()) / self.n ** 2
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
         p, floor = self.impulse_response_power(h, noise)

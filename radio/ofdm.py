@@ -14,6 +14,7 @@ import numpy as np
 import scipy.fft
 
 from radio.config import FrameConfig
+from radio.jit import njit
 
 _PILOT_SEED = 0x5EED_0001
 _FILLER_SEED = 0x5EED_0002
@@ -61,7 +62,6 @@ class ResourceGrid:
         self.data_idx = np.flatnonzero(~is_pilot)
         # Time scale that makes an OFDM symbol with unit-power resource elements unit power.
         self.scale = np.sqrt(n / u)
-        self._t = np.arange(n)  # sample index within an FFT window
         self._pilots = np.zeros((0, self.pilot_idx.size), complex)
         self._filler = np.zeros(0, complex)
         self._derotation = (0.0, np.full(n, 1 / self.scale, complex))  # (cfo, see _window_derotation)
@@ -109,19 +109,36 @@ class ResourceGrid:
         return self._derotation[1]
 
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
-                   dc: complex = 0.0) -> np.ndarray:
-        """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U).
+                   dc: complex = 0.0, window_phase: np.ndarray | None = None) -> np.ndarray:
+        """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U), complex64 for
+        complex64 ``samples``.
 
         ``dc`` is subtracted from the samples first; ``cfo`` (subcarriers) is then removed inside
-        each window; the phase it accumulates between windows is not (the caller applies it per
-        window). The result is scaled back by the transmitter's time scale, so a unit-gain
-        channel gives the transmitted resource elements.
+        each window; the phase it accumulates between windows is not: the caller may pass it as
+        ``window_phase`` (S,), one factor per window. The result is scaled back by the transmitter's time
+        scale, so a unit-gain channel gives the transmitted resource elements.
         """
-        n = self.cfg.fft_size
-        win = samples[np.asarray(starts)[:, None] + self._t]
-        if dc:
-            win -= np.complex64(dc)
-        win *= self._window_derotation(cfo).astype(win.dtype, copy=False)
-        spec = scipy.fft.fft(win, axis=1, norm="ortho", overwrite_x=True)
-        u2 = self.cfg.num_used_subcarriers // 2
-        return np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]
+        starts = np.asarray(starts, np.int64)
+        derotation = self._window_derotation(cfo).astype(samples.dtype, copy=False)
+        phase = (np.ones(starts.size, samples.dtype) if window_phase is None
+                 else np.asarray(window_phase).astype(samples.dtype, copy=False))
+        return _demodulate(samples, starts, derotation, samples.dtype.type(dc), phase,
+                           self.cfg.num_used_subcarriers // 2)
+
+
+@njit
+def _demodulate(samples: np.ndarray, starts: np.ndarray, derotation: np.ndarray, dc: complex,
+                window_phase: np.ndarray, half: int) -> np.ndarray:
+    """Windows ``samples[starts[i]:starts[i] + N]`` (N = derotation.size), less ``dc``, times ``derotation`` (N,),
+    unitary FFT, the 2·``half`` used bins (negative frequencies first, DC left out) times ``window_phase`` (S,):
+    shape (S, 2·half), the samples' dtype. One compiled call for a frame's windows."""
+    n = derotation.size
+    win = np.empty((starts.size, n), samples.dtype)
+    for i in range(starts.size):
+        win[i] = (samples[starts[i]:starts[i] + n] - dc) * derotation
+    spec = np.fft.fft(win, norm="ortho")
+    out = np.empty((starts.size, 2 * half), samples.dtype)
+    for i in range(starts.size):
+        out[i, :half] = spec[i, n - half:] * window_phase[i]
+        out[i, half:] = spec[i, 1:half + 1] * window_phase[i]
+    return out
