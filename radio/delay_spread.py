@@ -95,6 +95,7 @@ class DelaySpreadEstimator:
         self.fs = sample_rate_hz
         self.resolution_s = RESOLUTION_BANDWIDTHS * fft_size / (self.k.size * sample_rate_hz)
         self.delays = np.arange(-8, max_delay)
+        self._delays_f = self.delays.astype(float)
         # the band as one contiguous run: the unused DC subcarrier is filled with its neighbours' mean,
         # else the hole adds a flat pedestal (1/Σtaper)² below the peak at every delay (−31 dB at 96
         # subcarriers), which the τ² weight turns into a spread
@@ -120,13 +121,12 @@ class DelaySpreadEstimator:
         taper = self._taper_pdp if taper is None else taper
         p = _cir_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
                        self.n, self.delays)
-        return p, noise * float((taper ** 2).sum()) / self.n ** 2
+        return p, noise * float(np.dot(taper, taper)) / self.n ** 2
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
         p, floor = self.impulse_response_power(h, noise)
-        keep = (p > self._threshold * floor) & (p > 10 ** (-_SIDELOBE_DB / 10) * p.max())
-        p = np.where(keep, p - floor, 0.0)
-        s = rms_delay_spread(p, self.delays.astype(float))
+        keep = p > max(self._threshold * floor, 10 ** (-_SIDELOBE_DB / 10) * float(p.max()))
+        s = rms_delay_spread(p[keep] - floor, self._delays_f[keep])
         return float(np.sqrt(max(s ** 2 - self.kernel_var, 0.0))) if subtract else s
 
     def pdp(self, h: np.ndarray, noise: float) -> float:

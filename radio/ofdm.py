@@ -109,29 +109,29 @@ class ResourceGrid:
         return self._derotation[1]
 
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
-                   dc: complex = 0.0, window_phase: np.ndarray | None = None) -> np.ndarray:
+                   dc: complex = 0.0, phase_ref: int | None = None) -> np.ndarray:
         """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U), complex64 for
         complex64 ``samples``.
 
         ``dc`` is subtracted from the samples first; ``cfo`` (subcarriers) is then removed inside
-        each window; the phase it accumulates between windows is not: the caller may pass it as
-        ``window_phase`` (S,), one factor per window. The result is scaled back by the transmitter's time
-        scale, so a unit-gain channel gives the transmitted resource elements.
+        each window. The phase it accumulates between windows is removed too when ``phase_ref`` is given:
+        window i is multiplied by ``exp(-j 2π cfo (starts[i] - phase_ref) / N)`` (else the caller applies it).
+        The result is scaled back by the transmitter's time scale, so a unit-gain channel gives the transmitted
+        resource elements.
         """
-        starts = np.asarray(starts, np.int64)
         derotation = self._window_derotation(cfo).astype(samples.dtype, copy=False)
-        phase = (np.ones(starts.size, samples.dtype) if window_phase is None
-                 else np.asarray(window_phase).astype(samples.dtype, copy=False))
-        return _demodulate(samples, starts, derotation, samples.dtype.type(dc), phase,
-                           self.cfg.num_used_subcarriers // 2)
+        step = 0.0 if phase_ref is None else -2 * np.pi * cfo / self.cfg.fft_size
+        return _demodulate(samples, np.asarray(starts, np.int64), derotation, samples.dtype.type(dc), step,
+                           phase_ref or 0, self.cfg.num_used_subcarriers // 2)
 
 
 @njit
-def _demodulate(samples: np.ndarray, starts: np.ndarray, derotation: np.ndarray, dc: complex,
-                window_phase: np.ndarray, half: int) -> np.ndarray:
+def _demodulate(samples: np.ndarray, starts: np.ndarray, derotation: np.ndarray, dc: complex, step: float,
+                phase_ref: int, half: int) -> np.ndarray:
     """Windows ``samples[starts[i]:starts[i] + N]`` (N = derotation.size), less ``dc``, times ``derotation`` (N,),
-    unitary FFT, the 2·``half`` used bins (negative frequencies first, DC left out) times ``window_phase`` (S,):
-    shape (S, 2·half), the samples' dtype. One compiled call for a frame's windows."""
+    unitary FFT, the 2·``half`` used bins (negative frequencies first, DC left out), times the window's phase
+    ``exp(j·step·(starts[i] − phase_ref))`` (step in rad per sample): shape (S, 2·half), the samples' dtype.
+    One compiled call for a frame's windows."""
     n = derotation.size
     win = np.empty((starts.size, n), samples.dtype)
     for i in range(starts.size):
@@ -139,6 +139,7 @@ def _demodulate(samples: np.ndarray, starts: np.ndarray, derotation: np.ndarray,
     spec = np.fft.fft(win, norm="ortho")
     out = np.empty((starts.size, 2 * half), samples.dtype)
     for i in range(starts.size):
-        out[i, :half] = spec[i, n - half:] * window_phase[i]
-        out[i, half:] = spec[i, 1:half + 1] * window_phase[i]
+        rot = np.exp(1j * step * (starts[i] - phase_ref))
+        out[i, :half] = spec[i, n - half:] * rot
+        out[i, half:] = spec[i, 1:half + 1] * rot
     return out

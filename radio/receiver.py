@@ -323,8 +323,7 @@ class Receiver:
     def _windows(self, offsets: np.ndarray, cfo: float, ref: int) -> np.ndarray:
         """CFO-corrected used subcarriers (S, U) of FFT windows starting ``offsets`` (S,) samples
         after buffer index ``ref``."""
-        return self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc,
-                                           np.exp(-2j * np.pi * cfo / self.cfg.fft_size * offsets))
+        return self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc, phase_ref=ref)
 
     def _verify(self, lts1: int) -> tuple[float, int, int, float, bool]:
         """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
@@ -567,7 +566,7 @@ class Receiver:
         chance, so a short payload is never refused on a vote of a few symbols, while a false length (most
         symbols noise) is refused after a handful of symbols."""
         header = agreement[:nh]
-        level = float(header.mean())
+        level = float(header.sum()) / nh
         failing = int(np.count_nonzero(agreement[nh:] < 0.5 * level))
         if failing == 0:
             return True

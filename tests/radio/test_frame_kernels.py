@@ -51,17 +51,17 @@ def test_demodulate_equals_the_fft_of_each_derotated_window(preset):
     g = ofdm.ResourceGrid(cfg)
     n, rng = cfg.fft_size, np.random.default_rng(1)
     samples = _cn(rng, 6 * n).astype(np.complex64)
-    starts, cfo, dc = np.array([3, n + 40, 4 * n]), 1.37, 0.2 - 0.1j
-    phase = np.exp(-2j * np.pi * cfo / n * starts)
+    starts, cfo, dc, ref = np.array([3, n + 40, 4 * n]), 1.37, 0.2 - 0.1j, 50
+    phase = np.exp(-2j * np.pi * cfo / n * (starts - ref))
     win = (samples[starts[:, None] + np.arange(n)] - dc) * np.exp(-2j * np.pi * cfo / n * np.arange(n))
     want = scipy.fft.fft(win, axis=1, norm="ortho")[:, g.used_bins] / g.scale * phase[:, None]
-    got = g.demodulate(samples, starts, cfo, dc, phase)
+    got = g.demodulate(samples, starts, cfo, dc, phase_ref=ref)
     assert got.dtype == np.complex64
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
     np.testing.assert_allclose(g.demodulate(samples, starts, cfo, dc), want / phase[:, None], rtol=0,
-                               atol=2e-6 * np.abs(want).max())  # no window phase: the caller's to apply
+                               atol=2e-6 * np.abs(want).max())  # no phase_ref: the caller's to apply
     derot = g._window_derotation(cfo).astype(np.complex64)
-    args = (samples, starts, derot, np.complex64(dc), phase.astype(np.complex64), g.used_bins.size // 2)
+    args = (samples, starts, derot, np.complex64(dc), -2 * np.pi * cfo / n, ref, g.used_bins.size // 2)
     np.testing.assert_allclose(python_function(ofdm._demodulate)(*args), ofdm._demodulate(*args),
                                rtol=0, atol=1e-6 * np.abs(want).max())
 
