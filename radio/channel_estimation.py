@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from radio.jit import njit
+from radio.ofdm import phase_ramp
 
 _NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
 _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
@@ -193,14 +194,18 @@ def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np
     subcarrier); computed in complex128, returned in H's dtype.
 
     The slope grows linearly over symbols (``track_phase``), so ``exp(j·slope_n·k)`` is a running
-    product of one per-symbol step: one complex multiply per element instead of an ``exp``.
+    product of one per-symbol step: one complex multiply per element instead of an ``exp``. The first
+    symbol's ramp and the step are :func:`radio.ofdm.phase_ramp`'s over the subcarriers' span (√span
+    exponentials each).
     """
     common, slope = phase[0], phase[1]
     out = np.empty((slope.size, subcarriers.size), h.dtype)
     if slope.size == 0:
         return out
-    rot = np.exp(1j * slope[0] * subcarriers)
-    step = np.exp(1j * (slope[min(1, slope.size - 1)] - slope[0]) * subcarriers)
+    lo = subcarriers.min()
+    span, pos = subcarriers.max() - lo + 1, subcarriers - lo
+    rot = phase_ramp(-slope[0], 2 * np.pi, span, lo)[pos]
+    step = phase_ramp(slope[0] - slope[min(1, slope.size - 1)], 2 * np.pi, span, lo)[pos]
     for i in range(slope.size):
         out[i] = rot * np.exp(1j * common[i]) * h
         rot = rot * step

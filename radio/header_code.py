@@ -90,20 +90,32 @@ def _information_set(g: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @njit
+def _gf2_product(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``u @ g`` over GF(2) for 0/1 uint8 ``u`` (B, k) and ``g`` (k, n): (B, n) uint8, each row the XOR of the rows
+    of ``g`` its ones select (reads only those rows: no (k, n) float product)."""
+    out = np.zeros((u.shape[0], g.shape[1]), np.uint8)
+    for b in range(u.shape[0]):
+        for i in range(g.shape[0]):
+            if u[b, i]:
+                out[b] ^= g[i]
+    return out
+
+
+@njit
 def _nearest_codewords(hard: np.ndarray, cols: np.ndarray, inv: np.ndarray, g: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded-distance decoding of hard decisions ``hard`` (B, n) float32 0/1 by the information sets ``cols``
-    (S, k) with their inverses ``inv`` (S, k, k) float32 and the generator ``g`` (k, n) float32: per block, the
+    """Bounded-distance decoding of hard decisions ``hard`` (B, n) uint8 0/1 by the information sets ``cols``
+    (S, k) with their inverses ``inv`` (S, k, k) uint8 and the generator ``g`` (k, n) uint8: per block, the
     first set whose re-encoded word is within :data:`FAST_PATH_MAX_FLIPS` of the hard decisions gives the
-    information bits. Returns (bits (B, k) uint8, zero where not accepted; accepted (B,) bool). The GF(2)
-    products are float32 products (exact: at most k ones are summed) taken modulo 2."""
+    information bits. Returns (bits (B, k) uint8, zero where not accepted; accepted (B,) bool)."""
     bits = np.zeros((hard.shape[0], cols.shape[1]), np.uint8)
     ok = np.zeros(hard.shape[0], np.bool_)
     for b in range(hard.shape[0]):
+        row = hard[b:b + 1]
         for s in range(cols.shape[0]):
-            u = (hard[b][cols[s]] @ inv[s]) % 2
-            if np.abs((u @ g) % 2 - hard[b]).sum() <= FAST_PATH_MAX_FLIPS:
-                bits[b] = u.astype(np.uint8)
+            u = _gf2_product(row[:, cols[s]], inv[s])
+            if np.count_nonzero(_gf2_product(u, g) != row) <= FAST_PATH_MAX_FLIPS:
+                bits[b] = u[0]
                 ok[b] = True
                 break
     return bits, ok
@@ -124,15 +136,16 @@ class PolarHeaderCode:
 
     def __init__(self):
         self.generator = _load_generator()
-        self._g32 = self.generator.astype(np.float32)
         sets = [_information_set(self.generator, np.roll(np.arange(N_CODED), -s * N_CODED // _FAST_PATH_SETS))
                 for s in range(_FAST_PATH_SETS)]
         self._cols = np.stack([c for c, _ in sets])                       # (S, k)
-        self._inv = np.stack([i for _, i in sets]).astype(np.float32)     # (S, k, k)
+        self._inv = np.stack([i for _, i in sets])                        # (S, k, k) uint8
 
     def encode(self, bits: np.ndarray) -> np.ndarray:
         """Information bits (..., 80) 0/1 → coded bits (..., 640) uint8, in transmission order."""
-        return ((np.asarray(bits, np.float32) @ self._g32) % 2).astype(np.uint8)
+        bits = np.asarray(bits, np.uint8)
+        u = np.ascontiguousarray(bits.reshape(-1, K_BITS))
+        return _gf2_product(u, self.generator).reshape(bits.shape[:-1] + (N_CODED,))
 
     def decode(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """LLRs (B, 640) (positive = bit 1) → information bits (B, 80) uint8 and, per block, whether
@@ -154,7 +167,7 @@ class PolarHeaderCode:
         The information sets are tried in turn, each on the blocks no earlier one accepted: a codeword within
         :data:`FAST_PATH_MAX_FLIPS` of the hard decisions is the only one (far inside half the minimum
         distance), so the first set that finds one finds the nearest, and a clean block costs one set."""
-        return _nearest_codewords((llr > 0).astype(np.float32), self._cols, self._inv, self._g32)
+        return _nearest_codewords((llr > 0).astype(np.uint8), self._cols, self._inv, self.generator)
 
     def decode_list(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sionna SCL-8 only: (bits (B, 80), CRC-11 ok (B,))."""

@@ -20,6 +20,7 @@ _PILOT_SEED = 0x5EED_0001
 _FILLER_SEED = 0x5EED_0002
 
 
+@njit
 def phase_ramp(cfo: float, fft_size: int, length: int, start: int = 0) -> np.ndarray:
     """The derotation of a CFO of ``cfo`` subcarriers, ``exp(-j 2π cfo (start + i) / N)`` for i < ``length``,
     complex128 (length,).
@@ -28,11 +29,11 @@ def phase_ramp(cfo: float, fft_size: int, length: int, start: int = 0) -> np.nda
     ``length``: the exponential, not the multiply, is what costs); the product's error is a few 1e-16.
     """
     step = -2 * np.pi * cfo / fft_size
-    cols = math.isqrt(max(length - 1, 0)) + 1
+    cols = int(math.sqrt(max(length - 1, 0))) + 1
     rows = -(-length // cols)
     coarse = np.exp(1j * step * (start + cols * np.arange(rows)))
     fine = np.exp(1j * step * np.arange(cols))
-    return np.multiply.outer(coarse, fine).reshape(-1)[:length]
+    return np.outer(coarse, fine).reshape(-1)[:length]
 
 
 def qpsk_sequence(n: int, seed: int) -> np.ndarray:
