@@ -226,6 +226,26 @@ def pilot_agreement(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 @njit
+def known_symbol_residuals(y: np.ndarray, h: np.ndarray, x_conj: np.ndarray) -> tuple[np.ndarray, float]:
+    """Observations of the channel from symbols of known values, and their residual energy.
+
+    Args:
+        y: received symbols, shape (S, U).
+        h: channel estimate, shape (U,).
+        x_conj: the conjugated known values, shape (S, U), unit modulus.
+
+    Returns:
+        (``y·x*·e^{-jφ_s}`` (S, U) complex128, each ≈ H + noise of variance N0 with φ_s the symbol's common
+        phase against ``h`` (the phase of ``Σ_u y·x*·conj(h)``), and ``Σ |obs − h|²``).
+    """
+    obs = y * x_conj
+    for i in range(obs.shape[0]):
+        obs[i] *= np.exp(-1j * np.angle((obs[i] * np.conj(h)).sum()))
+    res = obs - h
+    return obs, float((res.real ** 2 + res.imag ** 2).sum())
+
+
+@njit
 def header_soft_values(y: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: np.ndarray, data_idx: np.ndarray,
                        slopes: np.ndarray) -> tuple[float, float, np.ndarray]:
     """Phase-corrected matched-filter outputs of the header's data resource elements.

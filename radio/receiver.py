@@ -20,8 +20,8 @@ import scipy.fft
 import scipy.special
 
 from radio import sync
-from radio.channel_estimation import (ChannelEstimator, equalize_payload, header_soft_values, ls_estimate,
-                                      pilot_agreement)
+from radio.channel_estimation import (ChannelEstimator, equalize_payload, header_soft_values, known_symbol_residuals,
+                                      ls_estimate, pilot_agreement)
 from radio.config import FrameConfig, ReceiverConfig
 from radio.delay_spread import DelaySpreadEstimator
 from radio.errors import BadInputError
@@ -501,15 +501,13 @@ class Receiver:
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
         x_conj = self._x_hdr_conj.copy()
         x_conj.reshape(-1)[self._hdr_bit_flat] = lay.header.bpsk(bits)  # real: its own conjugate
-        obs = yh * x_conj
-        cpe = np.exp(-1j * np.angle(obs @ np.conj(h)))  # common phase from all 96 known REs per symbol
-        obs *= cpe[:, None]  # (nh, U), each ≈ H + noise of variance N0
-        res_h = obs - h[None, :]
-        known_h = float(np.vdot(res_h, res_h).real) / (1 + 0.5 * kept)  # N0 · count (h had error kept·N0/2)
+        # common phase per symbol from all its known REs; obs (nh, U), each ≈ H + noise of variance N0
+        obs, known_h = known_symbol_residuals(yh, h, x_conj)
+        known_h /= 1 + 0.5 * kept  # N0 · count (h had error kept·N0/2)
         err = 0.5 * kept  # channel-estimation error variance / N0 of the channel used for the payload
         if no_isi:
             m = 2 + nh
-            n0 = (noise_e + known_h) / (dof + res_h.size)
+            n0 = (noise_e + known_h) / (dof + yh.size)
             h_comb = (2 * h_ls + obs.sum(axis=0)) / m
             coef = self.estimator.coefficients(h_comb, delays)
             sig = signal_power(coef, h_comb.size, rank, 2 * n0 / m)
@@ -538,12 +536,12 @@ class Receiver:
         # payload pilots and the header, MMSE
         xhat, mse, agreement, known_p = equalize_payload(
             yh, yp, h, g.pilots(0, nh + npay), g.pilot_idx, g.data_idx, g.subcarriers, self._max_beta,
-            known_h * (1 + err), res_h.size)
+            known_h * (1 + err), yh.size)
         if not self._payload_pilots_match(agreement, nh):
             return refuse("bad_length", "payload_pilot_mismatches")
         snr = None
         if no_isi:  # known residuals also measure N0
-            n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + res_h.size + npay * g.pilot_idx.size)
+            n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + yh.size + npay * g.pilot_idx.size)
             snr = snr_db(sig, n0)
         length = header.payload_len
         self.stats.frames_ok += 1

@@ -7,14 +7,15 @@ import scipy.fft
 
 import radio
 from radio import channel_estimation, delay_spread, header_code, ofdm
-from radio.channel_estimation import (apply_phase, equalize_payload, header_soft_values, mmse_equalize,
-                                      pilot_agreement, track_phase)
+from radio.channel_estimation import (apply_phase, equalize_payload, header_soft_values, known_symbol_residuals,
+                                      mmse_equalize, pilot_agreement, track_phase)
 from radio.jit import python_function
 
-KERNELS = [(ofdm, "_demodulate"), (delay_spread, "_cir_power"), (header_code, "_nearest_codewords"),
+KERNELS = [(ofdm, "_demodulate"), (ofdm, "phase_ramp"), (delay_spread, "_cir_power"), (header_code, "_nearest_codewords"),
            (channel_estimation, "track_phase"), (channel_estimation, "apply_phase"),
            (channel_estimation, "pilot_agreement"), (channel_estimation, "mmse_equalize"),
-           (channel_estimation, "header_soft_values"), (channel_estimation, "equalize_payload")]
+           (channel_estimation, "header_soft_values"), (channel_estimation, "equalize_payload"),
+           (channel_estimation, "known_symbol_residuals")]
 
 
 def _cn(rng, *shape):
@@ -60,8 +61,7 @@ def test_demodulate_equals_the_fft_of_each_derotated_window(preset):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
     np.testing.assert_allclose(g.demodulate(samples, starts, cfo, dc), want / phase[:, None], rtol=0,
                                atol=2e-6 * np.abs(want).max())  # no phase_ref: the caller's to apply
-    derot = g._window_derotation(cfo).astype(np.complex64)
-    args = (samples, starts, derot, np.complex64(dc), -2 * np.pi * cfo / n, ref, g.used_bins.size // 2)
+    args = (samples, starts, n, g.used_bins.size // 2, 1 / g.scale, cfo, np.complex64(dc), True, ref)
     np.testing.assert_allclose(python_function(ofdm._demodulate)(*args), ofdm._demodulate(*args),
                                rtol=0, atol=1e-6 * np.abs(want).max())
 
@@ -156,6 +156,20 @@ def test_header_soft_values_equal_the_periodogram_phase_line(preset):
         assert abs(slopes[best] - 0.03) <= np.pi / (64 * nh) + 0.01
 
 
+def test_known_symbol_residuals_remove_each_symbols_common_phase():
+    rng = np.random.default_rng(6)
+    h = _cn(rng, 96).astype(np.complex64)
+    x = np.exp(2j * np.pi * rng.random((8, 96)))
+    y = (h * x * np.exp(1j * (0.4 + 0.3 * np.arange(8)))[:, None] + 0.1 * _cn(rng, 8, 96)).astype(np.complex64)
+    phase = np.angle(np.sum(y * np.conj(x) * np.conj(h), axis=1))
+    obs = y * np.conj(x) * np.exp(-1j * phase)[:, None]
+    for fn in (known_symbol_residuals, python_function(known_symbol_residuals)):
+        got, energy = fn(y, h, np.conj(x))
+        np.testing.assert_allclose(got, obs, rtol=0, atol=1e-6 * np.abs(obs).max())
+        assert energy == pytest.approx(float(np.sum(np.abs(obs - h) ** 2)), rel=1e-9)
+        assert energy < 0.5 * float(np.sum(np.abs(y * np.conj(x) - h) ** 2))  # the planted phase line is removed
+
+
 def test_header_fast_decoder_python_path_equals_the_compiled_one():
     code = header_code.PolarHeaderCode()
     rng = np.random.default_rng(5)
@@ -205,10 +219,9 @@ def test_receiver_with_every_kernels_python_path_equals_the_compiled_receiver(mo
     for f, s in zip(frames, sent):  # the decoded symbols are the sent ones (MMSE shrinks them by ≤ 1/(1+N0))
         err = np.mean(np.abs(f.symbols - s) ** 2)
         assert err < 3 * np.mean(f.noise_var) + 0.02
-    for module, name in KERNELS:
-        monkeypatch.setattr(module, name, python_function(getattr(module, name)))
-    for module, name in [(radio.receiver, "equalize_payload"), (radio.receiver, "header_soft_values"),
-                         (radio.receiver, "pilot_agreement")]:
+    imported = [(radio.receiver, name) for name in ("equalize_payload", "header_soft_values", "pilot_agreement",
+                                                    "known_symbol_residuals", "phase_ramp")]
+    for module, name in KERNELS + imported + [(channel_estimation, "phase_ramp"), (radio.sync, "phase_ramp")]:
         monkeypatch.setattr(module, name, python_function(getattr(module, name)))
     frames_py, stats_py = _receive(cfg, x)
     assert stats_py == stats
