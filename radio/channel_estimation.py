@@ -14,12 +14,13 @@ samples relative to the FFT window start (a path at delay d multiplies subcarrie
 """
 from __future__ import annotations
 
+import cmath
+import math
 from functools import lru_cache
 
 import numpy as np
 
 from radio.jit import njit
-from radio.ofdm import phase_ramp
 
 _NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
 _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
@@ -175,16 +176,28 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
     Returns:
         array (2, S) float64: common phase (rad) and slope (rad per subcarrier) of each symbol.
     """
-    z = y * np.conj(h * x)
-    adj = (z[:, 1:] * np.conj(z[:, :-1])).sum(axis=1)
-    raw = np.angle(adj) * ((positions.size - 1) / (positions[-1] - positions[0]))  # / mean spacing
-    weight = np.abs(adj) * symbol_times ** 2
-    beta = (weight * raw / symbol_times).sum() / max(weight.sum(), 1e-30)
-    beta = min(max(beta, -max_beta), max_beta)
-    slope = beta * symbol_times
-    out = np.empty((2, slope.size))
-    out[0] = np.angle((z * np.exp(-1j * np.outer(slope, positions))).sum(axis=1))
-    out[1] = slope
+    z = np.empty(y.shape, np.complex128)
+    for i in range(z.shape[0]):
+        for p in range(z.shape[1]):
+            z[i, p] = y[i, p] * np.conj(h[p] * x[i, p])
+    num, den = 0.0, 0.0
+    for i in range(z.shape[0]):
+        a = 0j
+        for p in range(1, z.shape[1]):
+            a += z[i, p] * np.conj(z[i, p - 1])
+        weight = abs(a) * symbol_times[i] ** 2
+        # the phase step between neighbouring pilots over their mean spacing
+        num += weight * cmath.phase(a) * ((positions.size - 1) / (positions[-1] - positions[0])) / symbol_times[i]
+        den += weight
+    beta = min(max(num / max(den, 1e-30), -max_beta), max_beta)
+    out = np.empty((2, z.shape[0]))
+    for i in range(z.shape[0]):
+        slope = beta * symbol_times[i]
+        c = 0j
+        for p in range(z.shape[1]):
+            c += z[i, p] * cmath.exp(-1j * slope * positions[p])
+        out[0, i] = cmath.phase(c)
+        out[1, i] = slope
     return out
 
 
@@ -194,21 +207,31 @@ def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np
     subcarrier); computed in complex128, returned in H's dtype.
 
     The slope grows linearly over symbols (``track_phase``), so ``exp(j·slope_n·k)`` is a running
-    product of one per-symbol step: one complex multiply per element instead of an ``exp``. The first
-    symbol's ramp and the step are :func:`radio.ofdm.phase_ramp`'s over the subcarriers' span (√span
-    exponentials each).
+    product of one per-symbol step: one complex multiply per element instead of an ``exp``; the first
+    symbol's ramp and the step are running products over the subcarriers' span too (rounding
+    span · 1e-16).
     """
     common, slope = phase[0], phase[1]
     out = np.empty((slope.size, subcarriers.size), h.dtype)
     if slope.size == 0:
         return out
     lo = subcarriers.min()
-    span, pos = subcarriers.max() - lo + 1, subcarriers - lo
-    rot = phase_ramp(-slope[0], 2 * np.pi, span, lo)[pos]
-    step = phase_ramp(slope[0] - slope[min(1, slope.size - 1)], 2 * np.pi, span, lo)[pos]
+    span = subcarriers.max() - lo + 1
+    d_slope = slope[min(1, slope.size - 1)] - slope[0]
+    ramp = np.empty(span, np.complex128)  # exp(j·slope_0·k) for k = lo ..
+    step = np.empty(span, np.complex128)  # exp(j·(slope_1 − slope_0)·k)
+    ramp[0], step[0] = cmath.exp(1j * slope[0] * lo), cmath.exp(1j * d_slope * lo)
+    w_ramp, w_step = cmath.exp(1j * slope[0]), cmath.exp(1j * d_slope)
+    for j in range(1, span):
+        ramp[j] = ramp[j - 1] * w_ramp
+        step[j] = step[j - 1] * w_step
+    rot = ramp[subcarriers - lo]
+    step = step[subcarriers - lo]
     for i in range(slope.size):
-        out[i] = rot * np.exp(1j * common[i]) * h
-        rot = rot * step
+        c = cmath.exp(1j * common[i])
+        for u in range(subcarriers.size):
+            out[i, u] = rot[u] * c * h[u]
+            rot[u] *= step[u]
     return out
 
 
@@ -220,9 +243,15 @@ def pilot_agreement(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Normalised correlation magnitude ``|Σ_p y·conj(ref)| / sqrt(Σ_p |y|² · Σ_p |ref|²)`` of each row of the
     received pilots ``y`` (S, P) with the expected ones ``ref`` (S, P) (channel × known pilots): float64 (S,) in
     [0, 1], phase-blind."""
-    num = np.abs((y * np.conj(ref)).sum(axis=1))
-    den = np.sqrt((y.real ** 2 + y.imag ** 2).sum(axis=1) * (ref.real ** 2 + ref.imag ** 2).sum(axis=1))
-    return num / np.maximum(den, _TINY)
+    out = np.empty(y.shape[0])
+    for i in range(y.shape[0]):
+        c, ey, er = 0j, 0.0, 0.0
+        for p in range(y.shape[1]):
+            c += y[i, p] * np.conj(ref[i, p])
+            ey += y[i, p].real ** 2 + y[i, p].imag ** 2
+            er += ref[i, p].real ** 2 + ref[i, p].imag ** 2
+        out[i] = abs(c) / max(math.sqrt(ey * er), _TINY)
+    return out
 
 
 @njit
@@ -238,11 +267,19 @@ def known_symbol_residuals(y: np.ndarray, h: np.ndarray, x_conj: np.ndarray) -> 
         (``y·x*·e^{-jφ_s}`` (S, U) complex128, each ≈ H + noise of variance N0 with φ_s the symbol's common
         phase against ``h`` (the phase of ``Σ_u y·x*·conj(h)``), and ``Σ |obs − h|²``).
     """
-    obs = y * x_conj
-    for i in range(obs.shape[0]):
-        obs[i] *= np.exp(-1j * np.angle((obs[i] * np.conj(h)).sum()))
-    res = obs - h
-    return obs, float((res.real ** 2 + res.imag ** 2).sum())
+    obs = np.empty(y.shape, np.complex128)
+    energy = 0.0
+    for i in range(y.shape[0]):
+        c = 0j
+        for u in range(y.shape[1]):
+            obs[i, u] = y[i, u] * x_conj[i, u]
+            c += obs[i, u] * np.conj(h[u])
+        rot = cmath.exp(-1j * cmath.phase(c))
+        for u in range(y.shape[1]):
+            obs[i, u] *= rot
+            r = obs[i, u] - h[u]
+            energy += r.real ** 2 + r.imag ** 2
+    return obs, energy
 
 
 @njit
@@ -266,18 +303,24 @@ def header_soft_values(y: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: n
         ``Re(conj(H_d)·y_td·e^{-jφ_t})`` in symbol-major order, float64 (nh·D,)).
     """
     nh, nd = y.shape[0], data_idx.size
-    hp = h[pilot_idx]
-    z = (y[:, pilot_idx] * np.conj(hp * x)).sum(axis=1)
+    z = np.zeros(nh, np.complex128)
+    energy = 0.0
+    for p in range(pilot_idx.size):
+        hp = h[pilot_idx[p]]
+        energy += hp.real ** 2 + hp.imag ** 2
+        for i in range(nh):
+            z[i] += y[i, pilot_idx[p]] * np.conj(hp * x[i, p])
     power = np.abs(np.fft.fft(z, slopes.size)) ** 2
     peak = int(np.argmax(power))
-    step = slopes[peak]
-    t = np.arange(nh) * step
-    cpe = np.exp(-1j * (t + np.angle((np.exp(-1j * t) * z).sum())))
-    hd = np.conj(h[data_idx])
+    c = 0j
+    for i in range(nh):
+        c += cmath.exp(-1j * slopes[peak] * i) * z[i]
     soft = np.empty(nh * nd)
     for i in range(nh):
-        soft[i * nd:(i + 1) * nd] = (hd * y[i][data_idx] * cpe[i]).real
-    return power[peak], float((hp.real ** 2 + hp.imag ** 2).sum()), soft
+        cpe = cmath.exp(-1j * (slopes[peak] * i + cmath.phase(c)))
+        for d in range(nd):
+            soft[i * nd + d] = (np.conj(h[data_idx[d]]) * y[i, data_idx[d]] * cpe).real
+    return power[peak], energy, soft
 
 
 @njit
@@ -320,17 +363,31 @@ def equalize_payload(yh: np.ndarray, yp: np.ndarray, h: np.ndarray, x: np.ndarra
         (x̂ complex64 (S, D), its error variance float32 (S, D), agreement float64 (nh + S,),
         payload pilots' residual energy ``Σ |y − Ĥ·x|²``).
     """
-    nh, s = yh.shape[0], yp.shape[0]
-    y = np.concatenate((yh[:, pilot_idx], yp[:, pilot_idx]))
+    nh, s, npil, nd = yh.shape[0], yp.shape[0], pilot_idx.size, data_idx.size
+    y = np.empty((nh + s, npil), yh.dtype)
+    for p in range(npil):
+        for i in range(nh):
+            y[i, p] = yh[i, pilot_idx[p]]
+        for i in range(s):
+            y[nh + i, p] = yp[i, pilot_idx[p]]
     h_pilot = h[pilot_idx]
     phase = track_phase(y, h_pilot, x, subcarriers[pilot_idx], 2.0 + np.arange(nh + s), max_beta)
-    hp = apply_phase(h.astype(np.complex64), np.ascontiguousarray(phase[:, nh:]), subcarriers)
+    hp = apply_phase(h.astype(np.complex64), phase[:, nh:].copy(), subcarriers)
     ref = np.empty(y.shape, np.complex128)
-    ref[:nh] = h_pilot * x[:nh]
-    ref[nh:] = hp[:, pilot_idx] * x[nh:]
+    known = 0.0
+    for p in range(npil):
+        for i in range(nh):
+            ref[i, p] = h_pilot[p] * x[i, p]
+        for i in range(nh, nh + s):
+            ref[i, p] = hp[i - nh, pilot_idx[p]] * x[i, p]
+            r = y[i, p] - ref[i, p]
+            known += r.real ** 2 + r.imag ** 2
     agreement = pilot_agreement(y, ref)
-    res = y[nh:] - ref[nh:]
-    known = float((res.real ** 2 + res.imag ** 2).sum())
-    n_eff = np.float32((known + header_residual) / (res.size + header_count))
-    x_hat, mse = mmse_equalize(yp[:, data_idx], hp[:, data_idx], n_eff)
+    y_data = np.empty((s, nd), yp.dtype)
+    h_data = np.empty((s, nd), hp.dtype)
+    for i in range(s):
+        for d in range(nd):
+            y_data[i, d] = yp[i, data_idx[d]]
+            h_data[i, d] = hp[i, data_idx[d]]
+    x_hat, mse = mmse_equalize(y_data, h_data, np.float32((known + header_residual) / (s * npil + header_count)))
     return x_hat, mse, agreement, known

@@ -62,10 +62,13 @@ def _cir_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarr
     ``taper`` (band,), on FFT ``bins`` (band,) of an N-point inverse FFT read at ``delays`` (samples, negative
     ones wrap)."""
     full = np.empty(taper.size, np.complex128)
-    full[pos] = h
-    full[hole] = 0.5 * (h[hole_nb - 1] + h[hole_nb])
+    for j in range(pos.size):
+        full[pos[j]] = h[j]
+    for j in range(hole.size):
+        full[hole[j]] = 0.5 * (h[hole_nb[j] - 1] + h[hole_nb[j]])
     spec = np.zeros(n, np.complex128)
-    spec[bins] = full * taper
+    for j in range(bins.size):
+        spec[bins[j]] = full[j] * taper[j]
     c = np.fft.ifft(spec)
     p = np.empty(delays.size)
     for i in range(delays.size):

@@ -20,7 +20,6 @@ _PILOT_SEED = 0x5EED_0001
 _FILLER_SEED = 0x5EED_0002
 
 
-@njit
 def phase_ramp(cfo: float, fft_size: int, length: int, start: int = 0) -> np.ndarray:
     """The derotation of a CFO of ``cfo`` subcarriers, ``exp(-j 2π cfo (start + i) / N)`` for i < ``length``,
     complex128 (length,).
@@ -29,11 +28,11 @@ def phase_ramp(cfo: float, fft_size: int, length: int, start: int = 0) -> np.nda
     ``length``: the exponential, not the multiply, is what costs); the product's error is a few 1e-16.
     """
     step = -2 * np.pi * cfo / fft_size
-    cols = int(math.sqrt(max(length - 1, 0))) + 1
+    cols = math.isqrt(max(length - 1, 0)) + 1
     rows = -(-length // cols)
     coarse = np.exp(1j * step * (start + cols * np.arange(rows)))
     fine = np.exp(1j * step * np.arange(cols))
-    return np.outer(coarse, fine).reshape(-1)[:length]
+    return np.multiply.outer(coarse, fine).reshape(-1)[:length]
 
 
 def qpsk_sequence(n: int, seed: int) -> np.ndarray:
@@ -65,6 +64,7 @@ class ResourceGrid:
         self.scale = np.sqrt(n / u)
         self._pilots = np.zeros((0, self.pilot_idx.size), complex)
         self._filler = np.zeros(0, complex)
+        self._derotation = (0.0, np.full(n, 1 / self.scale, complex))  # (cfo, see _window_derotation)
 
     @property
     def num_data(self) -> int:
@@ -100,6 +100,14 @@ class ResourceGrid:
         t = scipy.fft.ifft(full, axis=1, norm="ortho") * self.scale
         return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
 
+    def _window_derotation(self, cfo: float) -> np.ndarray:
+        """CFO removal within an FFT window and the 1/scale of the transmitter's time scale, complex128 (N,):
+        one multiply before the FFT. The last CFO's is kept (a frame's windows are demodulated in two or three
+        batches at one CFO)."""
+        if cfo != self._derotation[0]:
+            self._derotation = (cfo, phase_ramp(cfo, self.cfg.fft_size, self.cfg.fft_size) / self.scale)
+        return self._derotation[1]
+
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
                    dc: complex = 0.0, phase_ref: int | None = None) -> np.ndarray:
         """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U), complex64 for
@@ -111,21 +119,20 @@ class ResourceGrid:
         The result is scaled back by the transmitter's time scale, so a unit-gain channel gives the transmitted
         resource elements.
         """
-        return _demodulate(samples, np.asarray(starts, np.int64), self.cfg.fft_size, self.cfg.num_used_subcarriers // 2,
-                           1 / self.scale, cfo, samples.dtype.type(dc), phase_ref is not None, phase_ref or 0)
+        derotation = self._window_derotation(cfo).astype(samples.dtype, copy=False)
+        step = 0.0 if phase_ref is None else -2 * np.pi * cfo / self.cfg.fft_size
+        return _demodulate(samples, np.asarray(starts, np.int64), derotation, samples.dtype.type(dc), step,
+                           phase_ref or 0, self.cfg.num_used_subcarriers // 2)
 
 
 @njit
-def _demodulate(samples: np.ndarray, starts: np.ndarray, n: int, half: int, gain: float, cfo: float, dc: complex,
-                between: bool, phase_ref: int) -> np.ndarray:
-    """Windows ``samples[starts[i]:starts[i] + n]``, less ``dc``, CFO (subcarriers) removed within the window and
-    times ``gain`` (one multiply by :func:`phase_ramp` · gain, rounded to the samples' dtype), unitary FFT, the
-    2·``half`` used bins (negative frequencies first, DC left out), and, when ``between``, times the window's CFO
-    phase ``exp(-j 2π cfo (starts[i] − phase_ref) / n)``: shape (S, 2·half), the samples' dtype. One compiled
-    call for a frame's windows."""
-    derotation = np.empty(n, samples.dtype)
-    derotation[:] = phase_ramp(cfo, n, n) * gain
-    step = -2 * np.pi * cfo / n if between else 0.0
+def _demodulate(samples: np.ndarray, starts: np.ndarray, derotation: np.ndarray, dc: complex, step: float,
+                phase_ref: int, half: int) -> np.ndarray:
+    """Windows ``samples[starts[i]:starts[i] + N]`` (N = derotation.size), less ``dc``, times ``derotation`` (N,),
+    unitary FFT, the 2·``half`` used bins (negative frequencies first, DC left out), times the window's phase
+    ``exp(j·step·(starts[i] − phase_ref))`` (step in rad per sample): shape (S, 2·half), the samples' dtype.
+    One compiled call for a frame's windows."""
+    n = derotation.size
     win = np.empty((starts.size, n), samples.dtype)
     for i in range(starts.size):
         win[i] = (samples[starts[i]:starts[i] + n] - dc) * derotation

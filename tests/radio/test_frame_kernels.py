@@ -11,7 +11,7 @@ from radio.channel_estimation import (apply_phase, equalize_payload, header_soft
                                       mmse_equalize, pilot_agreement, track_phase)
 from radio.jit import python_function
 
-KERNELS = [(ofdm, "_demodulate"), (ofdm, "phase_ramp"), (delay_spread, "_cir_power"), (header_code, "_nearest_codewords"),
+KERNELS = [(ofdm, "_demodulate"), (delay_spread, "_cir_power"), (header_code, "_nearest_codewords"),
            (channel_estimation, "track_phase"), (channel_estimation, "apply_phase"),
            (channel_estimation, "pilot_agreement"), (channel_estimation, "mmse_equalize"),
            (channel_estimation, "header_soft_values"), (channel_estimation, "equalize_payload"),
@@ -61,7 +61,8 @@ def test_demodulate_equals_the_fft_of_each_derotated_window(preset):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
     np.testing.assert_allclose(g.demodulate(samples, starts, cfo, dc), want / phase[:, None], rtol=0,
                                atol=2e-6 * np.abs(want).max())  # no phase_ref: the caller's to apply
-    args = (samples, starts, n, g.used_bins.size // 2, 1 / g.scale, cfo, np.complex64(dc), True, ref)
+    derot = g._window_derotation(cfo).astype(np.complex64)
+    args = (samples, starts, derot, np.complex64(dc), -2 * np.pi * cfo / n, ref, g.used_bins.size // 2)
     np.testing.assert_allclose(python_function(ofdm._demodulate)(*args), ofdm._demodulate(*args),
                                rtol=0, atol=1e-6 * np.abs(want).max())
 
@@ -220,8 +221,8 @@ def test_receiver_with_every_kernels_python_path_equals_the_compiled_receiver(mo
         err = np.mean(np.abs(f.symbols - s) ** 2)
         assert err < 3 * np.mean(f.noise_var) + 0.02
     imported = [(radio.receiver, name) for name in ("equalize_payload", "header_soft_values", "pilot_agreement",
-                                                    "known_symbol_residuals", "phase_ramp")]
-    for module, name in KERNELS + imported + [(channel_estimation, "phase_ramp"), (radio.sync, "phase_ramp")]:
+                                                    "known_symbol_residuals")]
+    for module, name in KERNELS + imported:
         monkeypatch.setattr(module, name, python_function(getattr(module, name)))
     frames_py, stats_py = _receive(cfg, x)
     assert stats_py == stats
