@@ -180,14 +180,14 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
     for i in range(z.shape[0]):
         for p in range(z.shape[1]):
             z[i, p] = y[i, p] * np.conj(h[p] * x[i, p])
+    spacing = (positions[-1] - positions[0]) / (positions.size - 1)  # mean pilot spacing (subcarriers)
     num, den = 0.0, 0.0
     for i in range(z.shape[0]):
-        a = 0j
+        a = 0j  # phase step between neighbouring pilots
         for p in range(1, z.shape[1]):
             a += z[i, p] * np.conj(z[i, p - 1])
         weight = abs(a) * symbol_times[i] ** 2
-        # the phase step between neighbouring pilots over their mean spacing
-        num += weight * cmath.phase(a) * ((positions.size - 1) / (positions[-1] - positions[0])) / symbol_times[i]
+        num += weight * cmath.phase(a) / spacing / symbol_times[i]
         den += weight
     beta = min(max(num / max(den, 1e-30), -max_beta), max_beta)
     out = np.empty((2, z.shape[0]))
@@ -218,15 +218,15 @@ def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np
     lo = subcarriers.min()
     span = subcarriers.max() - lo + 1
     d_slope = slope[min(1, slope.size - 1)] - slope[0]
-    ramp = np.empty(span, np.complex128)  # exp(j·slope_0·k) for k = lo ..
-    step = np.empty(span, np.complex128)  # exp(j·(slope_1 − slope_0)·k)
-    ramp[0], step[0] = cmath.exp(1j * slope[0] * lo), cmath.exp(1j * d_slope * lo)
+    ramp_span = np.empty(span, np.complex128)  # exp(j·slope_0·k) for k = lo ..
+    step_span = np.empty(span, np.complex128)  # exp(j·(slope_1 − slope_0)·k)
+    ramp_span[0], step_span[0] = cmath.exp(1j * slope[0] * lo), cmath.exp(1j * d_slope * lo)
     w_ramp, w_step = cmath.exp(1j * slope[0]), cmath.exp(1j * d_slope)
     for j in range(1, span):
-        ramp[j] = ramp[j - 1] * w_ramp
-        step[j] = step[j - 1] * w_step
-    rot = ramp[subcarriers - lo]
-    step = step[subcarriers - lo]
+        ramp_span[j] = ramp_span[j - 1] * w_ramp
+        step_span[j] = step_span[j - 1] * w_step
+    rot = ramp_span[subcarriers - lo]
+    step = step_span[subcarriers - lo]
     for i in range(slope.size):
         c = cmath.exp(1j * common[i])
         for u in range(subcarriers.size):
