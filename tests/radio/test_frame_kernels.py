@@ -61,8 +61,7 @@ def test_demodulate_equals_the_fft_of_each_derotated_window(preset):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
     np.testing.assert_allclose(g.demodulate(samples, starts, cfo, dc), want / phase[:, None], rtol=0,
                                atol=2e-6 * np.abs(want).max())  # no phase_ref: the caller's to apply
-    derot = g._window_derotation(cfo).astype(np.complex64)
-    args = (samples, starts, derot, np.complex64(dc), -2 * np.pi * cfo / n, ref, g.used_bins.size // 2)
+    args = (samples, starts, n, g.used_bins.size // 2, 1 / g.scale, cfo, np.complex64(dc), True, ref)
     np.testing.assert_allclose(python_function(ofdm._demodulate)(*args), ofdm._demodulate(*args),
                                rtol=0, atol=1e-6 * np.abs(want).max())
 
