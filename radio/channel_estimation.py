@@ -256,7 +256,10 @@ def pilot_agreement(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 @njit
 def known_symbol_residuals(y: np.ndarray, h: np.ndarray, x_conj: np.ndarray) -> tuple[np.ndarray, float]:
-    """Observations of the channel from symbols of known values, and their residual energy.
+    """Observations of the channel from symbols of known values: their sum and residual energy.
+
+    Each symbol's observation ``obs_s = y_s·x_s*·e^{-jφ_s}`` ≈ H + noise of variance N0, φ_s its common phase
+    against ``h`` (the phase of ``Σ_u y·x*·conj(h)``).
 
     Args:
         y: received symbols, shape (S, U).
@@ -264,22 +267,23 @@ def known_symbol_residuals(y: np.ndarray, h: np.ndarray, x_conj: np.ndarray) -> 
         x_conj: the conjugated known values, shape (S, U), unit modulus.
 
     Returns:
-        (``y·x*·e^{-jφ_s}`` (S, U) complex128, each ≈ H + noise of variance N0 with φ_s the symbol's common
-        phase against ``h`` (the phase of ``Σ_u y·x*·conj(h)``), and ``Σ |obs − h|²``).
+        (``Σ_s obs_s`` (U,) complex128, ``Σ_s Σ_u |obs_su − h_u|²``).
     """
-    obs = np.empty(y.shape, np.complex128)
+    total = np.zeros(y.shape[1], np.complex128)
+    obs = np.empty(y.shape[1], np.complex128)
     energy = 0.0
     for i in range(y.shape[0]):
         c = 0j
         for u in range(y.shape[1]):
-            obs[i, u] = y[i, u] * x_conj[i, u]
-            c += obs[i, u] * np.conj(h[u])
+            obs[u] = y[i, u] * x_conj[i, u]
+            c += obs[u] * np.conj(h[u])
         rot = cmath.exp(-1j * cmath.phase(c))
         for u in range(y.shape[1]):
-            obs[i, u] *= rot
-            r = obs[i, u] - h[u]
+            o = obs[u] * rot
+            total[u] += o
+            r = o - h[u]
             energy += r.real ** 2 + r.imag ** 2
-    return obs, energy
+    return total, energy
 
 
 @njit

@@ -501,14 +501,14 @@ class Receiver:
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
         x_conj = self._x_hdr_conj.copy()
         x_conj.reshape(-1)[self._hdr_bit_flat] = lay.header.bpsk(bits)  # real: its own conjugate
-        # common phase per symbol from all its known REs; obs (nh, U), each ≈ H + noise of variance N0
-        obs, known_h = known_symbol_residuals(yh, h, x_conj)
+        # common phase per symbol from all its known REs; each of the nh observations ≈ H + noise of variance N0
+        obs_sum, known_h = known_symbol_residuals(yh, h, x_conj)
         known_h /= 1 + 0.5 * kept  # N0 · count (h had error kept·N0/2)
         err = 0.5 * kept  # channel-estimation error variance / N0 of the channel used for the payload
         if no_isi:
             m = 2 + nh
             n0 = (noise_e + known_h) / (dof + yh.size)
-            h_comb = (2 * h_ls + obs.sum(axis=0)) / m
+            h_comb = (2 * h_ls + obs_sum) / m
             coef = self.estimator.coefficients(h_comb, delays)
             sig = signal_power(coef, h_comb.size, rank, 2 * n0 / m)
             h, kept = self.estimator.filter(h_comb, coef, rxc.channel_estimator, delays, n0 / m / max(sig, 1e-12))
