@@ -44,14 +44,19 @@ _SIDELOBE_DB = 40.0
 ESTIMATORS = ("pdp", "coherence")
 
 
+@njit
 def rms_delay_spread(pdp: np.ndarray, delays_s: np.ndarray) -> float:
-    """RMS delay spread (s) of a power-delay profile (Sionna's ``rms_delay_spread`` formula)."""
-    p = np.asarray(pdp, float)
-    total = p.sum()
+    """RMS delay spread (s) of a power-delay profile ``pdp`` (L,) at delays ``delays_s`` (L,) (Sionna's
+    ``rms_delay_spread`` formula); 0 for a profile without power."""
+    total, m1, m2 = 0.0, 0.0, 0.0
+    for i in range(pdp.size):
+        total += pdp[i]
+        m1 += pdp[i] * delays_s[i]
+        m2 += pdp[i] * delays_s[i] ** 2
     if total <= 0:
         return 0.0
-    mean = (p * delays_s).sum() / total
-    return float(np.sqrt(max((p * delays_s ** 2).sum() / total - mean ** 2, 0.0)))
+    mean = m1 / total
+    return math.sqrt(max(m2 / total - mean ** 2, 0.0))
 
 
 @njit
@@ -75,6 +80,24 @@ def _cir_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarr
         v = c[delays[i] % n]
         p[i] = v.real ** 2 + v.imag ** 2
     return p
+
+
+@njit
+def _kept_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarray, hole_nb: np.ndarray,
+                bins: np.ndarray, n: int, delays: np.ndarray, floor: float, floor_factor: float, relative: float
+                ) -> tuple[np.ndarray, int]:
+    """:func:`_cir_power` less the noise ``floor`` on the taps above ``max(floor_factor·floor, relative·max)``, zero
+    on the others: (kept power (L,), index of the last kept tap, −1 if none)."""
+    p = _cir_power(h, taper, pos, hole, hole_nb, bins, n, delays)
+    level = max(floor_factor * floor, relative * p.max())
+    last = -1
+    for i in range(p.size):
+        if p[i] > level:
+            p[i] -= floor
+            last = i
+        else:
+            p[i] = 0.0
+    return p, last
 
 
 class DelaySpreadEstimator:
@@ -124,12 +147,21 @@ class DelaySpreadEstimator:
         taper = self._taper_pdp if taper is None else taper
         p = _cir_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
                        self.n, self.delays)
-        return p, noise * float(np.dot(taper, taper)) / self.n ** 2
+        return p, self._floor(noise, taper)
+
+    def _floor(self, noise: float, taper: np.ndarray) -> float:
+        """Noise power per tap of the tapered inverse FFT of a channel with error variance ``noise``."""
+        return noise * float(np.dot(taper, taper)) / self.n ** 2
+
+    def _kept(self, h: np.ndarray, noise: float, taper: np.ndarray, floor_factor: float, relative: float
+              ) -> tuple[np.ndarray, int]:
+        """:func:`_kept_power` of ``h`` (U,) with error variance ``noise`` through ``taper``."""
+        return _kept_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
+                           self.n, self.delays, self._floor(noise, taper), floor_factor, relative)
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
-        p, floor = self.impulse_response_power(h, noise)
-        keep = p > max(self._threshold * floor, 10 ** (-_SIDELOBE_DB / 10) * float(p.max()))
-        s = rms_delay_spread(p[keep] - floor, self._delays_f[keep])
+        p, _ = self._kept(h, noise, self._taper_pdp, self._threshold, 10 ** (-_SIDELOBE_DB / 10))
+        s = rms_delay_spread(p, self._delays_f)
         return float(np.sqrt(max(s ** 2 - self.kernel_var, 0.0))) if subtract else s
 
     def pdp(self, h: np.ndarray, noise: float) -> float:
@@ -171,6 +203,5 @@ class DelaySpreadEstimator:
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
         (−25 dB below the strongest tap); −1 if none."""
-        p, floor = self.impulse_response_power(h, noise, self._taper_extent)
-        above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
-        return int(self.delays[above[-1]]) if above.size else -1
+        _, last = self._kept(h, noise, self._taper_extent, 2 * _NOISE_THRESHOLD, 3e-3)
+        return int(self.delays[last]) if last >= 0 else -1

@@ -11,7 +11,8 @@ from radio.channel_estimation import (apply_phase, equalize_payload, header_soft
                                       mmse_equalize, pilot_agreement, track_phase)
 from radio.jit import python_function
 
-KERNELS = [(ofdm, "_demodulate"), (delay_spread, "_cir_power"), (header_code, "_nearest_codewords"),
+KERNELS = [(ofdm, "_demodulate"), (delay_spread, "_cir_power"), (delay_spread, "_kept_power"),
+           (delay_spread, "rms_delay_spread"), (header_code, "_nearest_codewords"),
            (channel_estimation, "track_phase"), (channel_estimation, "apply_phase"),
            (channel_estimation, "pilot_agreement"), (channel_estimation, "mmse_equalize"),
            (channel_estimation, "header_soft_values"), (channel_estimation, "equalize_payload"),
@@ -83,6 +84,18 @@ def test_cir_power_equals_the_tapered_inverse_fft(preset):
     args = (h, ds._taper_extent, ds._pos, ds._hole, ds._hole_nb, ds._bins, ds.n, ds.delays)
     np.testing.assert_allclose(python_function(delay_spread._cir_power)(*args), delay_spread._cir_power(*args),
                                rtol=1e-12, atol=1e-15)
+    floor = 0.02 * want.max()
+    kept = np.where(want > max(3 * floor, 0.05 * want.max()), want - floor, 0.0)
+    last = int(np.flatnonzero(kept)[-1])
+    assert 0 < np.count_nonzero(kept) < kept.size
+    tau = np.sqrt(np.sum(kept * ds.delays ** 2) / kept.sum() - (np.sum(kept * ds.delays) / kept.sum()) ** 2)
+    for kept_power, rms in ((delay_spread._kept_power, delay_spread.rms_delay_spread),
+                            (python_function(delay_spread._kept_power), python_function(delay_spread.rms_delay_spread))):
+        got, got_last = kept_power(h, ds._taper_pdp, ds._pos, ds._hole, ds._hole_nb, ds._bins, ds.n, ds.delays,
+                                   floor, 3.0, 0.05)
+        np.testing.assert_allclose(got, kept, rtol=1e-9, atol=1e-12 * want.max())
+        assert got_last == last
+        assert rms(got, ds.delays.astype(float)) == pytest.approx(tau, rel=1e-9)
 
 
 def _track_phase_reference(y, h, x, positions, times, max_beta):
