@@ -1,6 +1,7 @@
-"""The receiver's per-frame header and payload kernels (FFT windows, delay-spread CIR, header soft values, header
-fast decoder, payload stage): each against a direct numpy formulation, its compiled path against its plain Python
-one, and the receiver with every kernel's Python path against the compiled receiver."""
+"""The receiver's per-frame header and payload kernels (FFT windows, delay-spread CIR and kept taps, header soft
+values, header fast decoder, known-symbol residuals, payload stage): each against a direct numpy formulation, its
+compiled path against its plain Python one, and the receiver with every kernel's Python path against the compiled
+receiver."""
 import numpy as np
 import pytest
 import scipy.fft
