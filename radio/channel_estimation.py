@@ -14,6 +14,8 @@ samples relative to the FFT window start (a path at delay d multiplies subcarrie
 """
 from __future__ import annotations
 
+import cmath
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -155,6 +157,7 @@ def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarr
     return h, 0.5 * float(np.vdot(d, d).real)
 
 
+@njit
 def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarray,
                 symbol_times: np.ndarray, max_beta: float) -> np.ndarray:
     """Per-symbol common phase error and phase slope across subcarriers from pilots.
@@ -170,54 +173,228 @@ def track_phase(y: np.ndarray, h: np.ndarray, x: np.ndarray, positions: np.ndarr
         h: channel at the pilot subcarriers (from the training symbols), shape (P,).
         x: transmitted pilots, shape (S, P).
         positions: signed subcarrier index of each pilot, shape (P,).
-        symbol_times: time of each symbol since the channel was estimated (symbols), shape (S,).
+        symbol_times: time of each symbol since the channel was estimated (symbols), shape (S,) float.
         max_beta: bound on β, rad per subcarrier per symbol time.
 
     Returns:
-        array (2, S): common phase (rad) and slope (rad per subcarrier) of each symbol.
+        array (2, S) float64: common phase (rad) and slope (rad per subcarrier) of each symbol.
     """
-    z = y * np.conj(h[None, :] * x)
-    adj = (z[:, 1:] * np.conj(z[:, :-1])).sum(axis=1)
-    raw = np.angle(adj) * ((positions.size - 1) / (positions[-1] - positions[0]))  # / mean spacing
-    weight = np.abs(adj) * symbol_times ** 2
-    beta = float((weight * raw / symbol_times).sum()) / max(float(weight.sum()), 1e-30)
-    beta = min(max(beta, -max_beta), max_beta)
-    slope = beta * symbol_times
-    out = np.empty((2, slope.size))
-    out[0] = np.angle((z * np.exp(-1j * slope[:, None] * positions[None, :])).sum(axis=1))
-    out[1] = slope
+    z = np.empty(y.shape, np.complex128)
+    for i in range(z.shape[0]):
+        for p in range(z.shape[1]):
+            z[i, p] = y[i, p] * np.conj(h[p] * x[i, p])
+    spacing = (positions[-1] - positions[0]) / (positions.size - 1)  # mean pilot spacing (subcarriers)
+    num, den = 0.0, 0.0
+    for i in range(z.shape[0]):
+        a = 0j  # phase step between neighbouring pilots
+        for p in range(1, z.shape[1]):
+            a += z[i, p] * np.conj(z[i, p - 1])
+        weight = abs(a) * symbol_times[i] ** 2
+        num += weight * cmath.phase(a) / spacing / symbol_times[i]
+        den += weight
+    beta = min(max(num / max(den, 1e-30), -max_beta), max_beta)
+    out = np.empty((2, z.shape[0]))
+    for i in range(z.shape[0]):
+        slope = beta * symbol_times[i]
+        c = 0j
+        for p in range(z.shape[1]):
+            c += z[i, p] * cmath.exp(-1j * slope * positions[p])
+        out[0, i] = cmath.phase(c)
+        out[1, i] = slope
     return out
 
 
+@njit
 def apply_phase(h: np.ndarray, phase: np.ndarray, subcarriers: np.ndarray) -> np.ndarray:
-    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S).
+    """Channel per symbol and subcarrier, shape (S, U), from H (U,) and (common, slope) (2, S) (rad, rad per
+    subcarrier); computed in complex128, returned in H's dtype.
 
     The slope grows linearly over symbols (``track_phase``), so ``exp(j·slope_n·k)`` is a running
-    product of one per-symbol step: one complex multiply per element instead of an ``exp``.
+    product of one per-symbol step: one complex multiply per element instead of an ``exp``; the first
+    symbol's ramp and the step are running products over the subcarriers' span too (rounding
+    span · 1e-16).
     """
-    common, slope = phase
-    dtype = h.dtype
-    steps = np.empty((slope.size, subcarriers.size), dtype)
-    steps[0] = np.exp(1j * slope[0] * subcarriers)
-    if slope.size > 1:
-        steps[1:] = np.exp(1j * (slope[1] - slope[0]) * subcarriers)
-    rot = np.cumprod(steps, axis=0)
-    rot *= np.exp(1j * common).astype(dtype)[:, None]
-    rot *= h[None, :]
-    return rot
+    common, slope = phase[0], phase[1]
+    out = np.empty((slope.size, subcarriers.size), h.dtype)
+    if slope.size == 0:
+        return out
+    lo = subcarriers.min()
+    span = subcarriers.max() - lo + 1
+    d_slope = slope[min(1, slope.size - 1)] - slope[0]
+    ramp_span = np.empty(span, np.complex128)  # exp(j·slope_0·k) for k = lo ..
+    step_span = np.empty(span, np.complex128)  # exp(j·(slope_1 − slope_0)·k)
+    ramp_span[0], step_span[0] = cmath.exp(1j * slope[0] * lo), cmath.exp(1j * d_slope * lo)
+    w_ramp, w_step = cmath.exp(1j * slope[0]), cmath.exp(1j * d_slope)
+    for j in range(1, span):
+        ramp_span[j] = ramp_span[j - 1] * w_ramp
+        step_span[j] = step_span[j - 1] * w_step
+    rot = ramp_span[subcarriers - lo]
+    step = step_span[subcarriers - lo]
+    for i in range(slope.size):
+        c = cmath.exp(1j * common[i])
+        for u in range(subcarriers.size):
+            out[i, u] = rot[u] * c * h[u]
+            rot[u] *= step[u]
+    return out
 
 
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+@njit
+def pilot_agreement(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Normalised correlation magnitude ``|Σ_p y·conj(ref)| / sqrt(Σ_p |y|² · Σ_p |ref|²)`` of each row of the
+    received pilots ``y`` (S, P) with the expected ones ``ref`` (S, P) (channel × known pilots): float64 (S,) in
+    [0, 1], phase-blind."""
+    out = np.empty(y.shape[0])
+    for i in range(y.shape[0]):
+        c, ey, er = 0j, 0.0, 0.0
+        for p in range(y.shape[1]):
+            c += y[i, p] * np.conj(ref[i, p])
+            ey += y[i, p].real ** 2 + y[i, p].imag ** 2
+            er += ref[i, p].real ** 2 + ref[i, p].imag ** 2
+        out[i] = abs(c) / max(math.sqrt(ey * er), _TINY)
+    return out
+
+
+@njit
+def known_symbol_residuals(y: np.ndarray, h: np.ndarray, x_conj: np.ndarray) -> tuple[np.ndarray, float]:
+    """Observations of the channel from symbols of known values: their sum and residual energy.
+
+    Each symbol's observation ``obs_s = y_s·x_s*·e^{-jφ_s}`` ≈ H + noise of variance N0, φ_s its common phase
+    against ``h`` (the phase of ``Σ_u y·x*·conj(h)``).
+
+    Args:
+        y: received symbols, shape (S, U).
+        h: channel estimate, shape (U,).
+        x_conj: the conjugated known values, shape (S, U), unit modulus.
+
+    Returns:
+        (``Σ_s obs_s`` (U,) complex128, ``Σ_s Σ_u |obs_su − h_u|²``).
+    """
+    total = np.zeros(y.shape[1], np.complex128)
+    obs = np.empty(y.shape[1], np.complex128)
+    energy = 0.0
+    for i in range(y.shape[0]):
+        c = 0j
+        for u in range(y.shape[1]):
+            obs[u] = y[i, u] * x_conj[i, u]
+            c += obs[u] * np.conj(h[u])
+        rot = cmath.exp(-1j * cmath.phase(c))
+        for u in range(y.shape[1]):
+            o = obs[u] * rot
+            total[u] += o
+            r = o - h[u]
+            energy += r.real ** 2 + r.imag ** 2
+    return total, energy
+
+
+@njit
+def header_soft_values(y: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: np.ndarray, data_idx: np.ndarray,
+                       slopes: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Phase-corrected matched-filter outputs of the header's data resource elements.
+
+    The header symbols' common phase is fitted as a line over symbols: the pilot sums
+    ``z_t = Σ_p y_tp·conj(H_p·x_tp)`` are correlated with every phase slope of ``slopes`` (a zero-padded
+    FFT: the periodogram of z), the peak's slope is taken and the line's offset is the phase of z against it.
+
+    Args:
+        y: header symbols' used subcarriers, shape (nh, U).
+        h: channel, shape (U,).
+        x: the header symbols' pilots, shape (nh, P).
+        pilot_idx, data_idx: positions of pilots (P,) and data (D,) among the used subcarriers.
+        slopes: ``2π·fftfreq(L)``, the phase slopes (rad per symbol) of an L-point periodogram, L ≥ nh.
+
+    Returns:
+        (periodogram peak ``|Σ_t z_t e^{-j·slope·t}|²``, ``Σ_p |H_p|²``, soft values
+        ``Re(conj(H_d)·y_td·e^{-jφ_t})`` in symbol-major order, float64 (nh·D,)).
+    """
+    nh, nd = y.shape[0], data_idx.size
+    z = np.zeros(nh, np.complex128)
+    energy = 0.0
+    for p in range(pilot_idx.size):
+        hp = h[pilot_idx[p]]
+        energy += hp.real ** 2 + hp.imag ** 2
+        for i in range(nh):
+            z[i] += y[i, pilot_idx[p]] * np.conj(hp * x[i, p])
+    power = np.abs(np.fft.fft(z, slopes.size)) ** 2
+    peak = int(np.argmax(power))
+    c = 0j
+    for i in range(nh):
+        c += cmath.exp(-1j * slopes[peak] * i) * z[i]
+    soft = np.empty(nh * nd)
+    for i in range(nh):
+        cpe = cmath.exp(-1j * (slopes[peak] * i + cmath.phase(c)))
+        for d in range(nd):
+            soft[i * nd + d] = (np.conj(h[data_idx[d]]) * y[i, data_idx[d]] * cpe).real
+    return power[peak], energy, soft
+
+
+@njit
 def mmse_equalize(y: np.ndarray, h: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-resource-element MMSE equaliser for unit-power symbols.
+
+    Args:
+        y, h: received values and channel, same shape; complex64 (with a float32 ``noise``) gives complex64
+            and float32 results.
+        noise: N0.
 
     Returns:
         (x_hat, mse): ``conj(h) y / (|h|² + N0)`` and its error variance ``N0 / (|h|² + N0)``.
     """
-    g = h.real ** 2 + h.imag ** 2
-    g += noise
-    inv = 1.0 / g  # g now holds |h|² + N0
-    x = np.conj(h)
-    x *= y
-    x *= inv
-    inv *= noise
-    return x, inv
+    inv = np.reciprocal(h.real * h.real + h.imag * h.imag + noise)
+    return np.conj(h) * y * inv, inv * noise
+
+
+@njit
+def equalize_payload(yh: np.ndarray, yp: np.ndarray, h: np.ndarray, x: np.ndarray, pilot_idx: np.ndarray,
+                     data_idx: np.ndarray, subcarriers: np.ndarray, max_beta: float, header_residual: float,
+                     header_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The payload stage: phase tracking over header and payload (:func:`track_phase`, symbol times from 2, the
+    LTS pair's centre), the phase-tracked channel per payload symbol (:func:`apply_phase`), every symbol's
+    pilot agreement (:func:`pilot_agreement`; header rows against ``h``), the payload pilots' residual energy
+    and the MMSE equaliser (:func:`mmse_equalize`) at the effective noise
+    ``(payload residual + header_residual) / (payload pilots + header_count)``.
+
+    Args:
+        yh: header symbols' used subcarriers, shape (nh, U).
+        yp: payload symbols' used subcarriers, shape (S, U).
+        h: channel, shape (U,).
+        x: pilots of the header and payload symbols, shape (nh + S, P).
+        pilot_idx, data_idx: positions of pilots (P,) and data (D,) among the used subcarriers.
+        subcarriers: signed index of each used subcarrier, shape (U,).
+        max_beta: bound on the clock-drift phase slope (see :func:`track_phase`).
+        header_residual, header_count: residual energy and count of the header's known resource elements.
+
+    Returns:
+        (x̂ complex64 (S, D), its error variance float32 (S, D), agreement float64 (nh + S,),
+        payload pilots' residual energy ``Σ |y − Ĥ·x|²``).
+    """
+    nh, s, npil, nd = yh.shape[0], yp.shape[0], pilot_idx.size, data_idx.size
+    y = np.empty((nh + s, npil), yh.dtype)
+    for p in range(npil):
+        for i in range(nh):
+            y[i, p] = yh[i, pilot_idx[p]]
+        for i in range(s):
+            y[nh + i, p] = yp[i, pilot_idx[p]]
+    h_pilot = h[pilot_idx]
+    phase = track_phase(y, h_pilot, x, subcarriers[pilot_idx], 2.0 + np.arange(nh + s), max_beta)
+    hp = apply_phase(h.astype(np.complex64), phase[:, nh:].copy(), subcarriers)
+    ref = np.empty(y.shape, np.complex128)
+    known = 0.0
+    for p in range(npil):
+        for i in range(nh):
+            ref[i, p] = h_pilot[p] * x[i, p]
+        for i in range(nh, nh + s):
+            ref[i, p] = hp[i - nh, pilot_idx[p]] * x[i, p]
+            r = y[i, p] - ref[i, p]
+            known += r.real ** 2 + r.imag ** 2
+    agreement = pilot_agreement(y, ref)
+    y_data = np.empty((s, nd), yp.dtype)
+    h_data = np.empty((s, nd), hp.dtype)
+    for i in range(s):
+        for d in range(nd):
+            y_data[i, d] = yp[i, data_idx[d]]
+            h_data[i, d] = hp[i, data_idx[d]]
+    x_hat, mse = mmse_equalize(y_data, h_data, np.float32((known + header_residual) / (s * npil + header_count)))
+    return x_hat, mse, agreement, known

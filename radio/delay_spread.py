@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 from scipy.signal.windows import kaiser
+
+from radio.jit import njit
 
 _KAISER_BETA = 8.0
 _EXTENT_BETA = 4.0
@@ -43,14 +44,60 @@ _SIDELOBE_DB = 40.0
 ESTIMATORS = ("pdp", "coherence")
 
 
+@njit
 def rms_delay_spread(pdp: np.ndarray, delays_s: np.ndarray) -> float:
-    """RMS delay spread (s) of a power-delay profile (Sionna's ``rms_delay_spread`` formula)."""
-    p = np.asarray(pdp, float)
-    total = p.sum()
+    """RMS delay spread (s) of a power-delay profile ``pdp`` (L,) at delays ``delays_s`` (L,) (Sionna's
+    ``rms_delay_spread`` formula); 0 for a profile without power."""
+    total, m1, m2 = 0.0, 0.0, 0.0
+    for i in range(pdp.size):
+        total += pdp[i]
+        m1 += pdp[i] * delays_s[i]
+        m2 += pdp[i] * delays_s[i] ** 2
     if total <= 0:
         return 0.0
-    mean = (p * delays_s).sum() / total
-    return float(np.sqrt(max((p * delays_s ** 2).sum() / total - mean ** 2, 0.0)))
+    mean = m1 / total
+    return math.sqrt(max(m2 / total - mean ** 2, 0.0))
+
+
+@njit
+def _cir_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarray, hole_nb: np.ndarray,
+               bins: np.ndarray, n: int, delays: np.ndarray) -> np.ndarray:
+    """|CIR|² (float64, shape of ``delays``) of the channel ``h`` (U,) placed at ``pos`` into the contiguous band
+    (its ``hole`` positions filled with the mean of their two neighbours, right one ``hole_nb`` into h), times
+    ``taper`` (band,), on FFT ``bins`` (band,) of an N-point inverse FFT read at ``delays`` (samples, negative
+    ones wrap)."""
+    full = np.empty(taper.size, np.complex128)
+    for j in range(pos.size):
+        full[pos[j]] = h[j]
+    for j in range(hole.size):
+        full[hole[j]] = 0.5 * (h[hole_nb[j] - 1] + h[hole_nb[j]])
+    spec = np.zeros(n, np.complex128)
+    for j in range(bins.size):
+        spec[bins[j]] = full[j] * taper[j]
+    c = np.fft.ifft(spec)
+    p = np.empty(delays.size)
+    for i in range(delays.size):
+        v = c[delays[i] % n]
+        p[i] = v.real ** 2 + v.imag ** 2
+    return p
+
+
+@njit
+def _kept_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarray, hole_nb: np.ndarray,
+                bins: np.ndarray, n: int, delays: np.ndarray, floor: float, floor_factor: float, relative: float
+                ) -> tuple[np.ndarray, int]:
+    """:func:`_cir_power` less the noise ``floor`` on the taps above ``max(floor_factor·floor, relative·max)``, zero
+    on the others: (kept power (L,), index of the last kept tap, −1 if none)."""
+    p = _cir_power(h, taper, pos, hole, hole_nb, bins, n, delays)
+    level = max(floor_factor * floor, relative * p.max())
+    last = -1
+    for i in range(p.size):
+        if p[i] > level:
+            p[i] -= floor
+            last = i
+        else:
+            p[i] = 0.0
+    return p, last
 
 
 class DelaySpreadEstimator:
@@ -74,6 +121,7 @@ class DelaySpreadEstimator:
         self.fs = sample_rate_hz
         self.resolution_s = RESOLUTION_BANDWIDTHS * fft_size / (self.k.size * sample_rate_hz)
         self.delays = np.arange(-8, max_delay)
+        self._delays_f = self.delays.astype(float)
         # the band as one contiguous run: the unused DC subcarrier is filled with its neighbours' mean,
         # else the hole adds a flat pedestal (1/Σtaper)² below the peak at every delay (−31 dB at 96
         # subcarriers), which the τ² weight turns into a spread
@@ -97,19 +145,23 @@ class DelaySpreadEstimator:
             taper: over the contiguous band (U + the DC hole); default the ``"pdp"`` estimator's.
         """
         taper = self._taper_pdp if taper is None else taper
-        full = np.empty(taper.size, complex)
-        full[self._pos] = h
-        full[self._hole] = 0.5 * (h[self._hole_nb - 1] + h[self._hole_nb])
-        spec = np.zeros(self.n, complex)
-        spec[self._bins] = full * taper
-        c = scipy.fft.ifft(spec)[self.delays]
-        return c.real ** 2 + c.imag ** 2, noise * float((taper ** 2).sum()) / self.n ** 2
+        p = _cir_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
+                       self.n, self.delays)
+        return p, self._floor(noise, taper)
+
+    def _floor(self, noise: float, taper: np.ndarray) -> float:
+        """Noise power per tap of the tapered inverse FFT of a channel with error variance ``noise``."""
+        return noise * float(np.dot(taper, taper)) / self.n ** 2
+
+    def _kept(self, h: np.ndarray, noise: float, taper: np.ndarray, floor_factor: float, relative: float
+              ) -> tuple[np.ndarray, int]:
+        """:func:`_kept_power` of ``h`` (U,) with error variance ``noise`` through ``taper``."""
+        return _kept_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
+                           self.n, self.delays, self._floor(noise, taper), floor_factor, relative)
 
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
-        p, floor = self.impulse_response_power(h, noise)
-        keep = (p > self._threshold * floor) & (p > 10 ** (-_SIDELOBE_DB / 10) * p.max())
-        p = np.where(keep, p - floor, 0.0)
-        s = rms_delay_spread(p, self.delays.astype(float))
+        p, _ = self._kept(h, noise, self._taper_pdp, self._threshold, 10 ** (-_SIDELOBE_DB / 10))
+        s = rms_delay_spread(p, self._delays_f)
         return float(np.sqrt(max(s ** 2 - self.kernel_var, 0.0))) if subtract else s
 
     def pdp(self, h: np.ndarray, noise: float) -> float:
@@ -151,14 +203,12 @@ class DelaySpreadEstimator:
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
         (−25 dB below the strongest tap); −1 if none."""
-        p, floor = self.impulse_response_power(h, noise, self._taper_extent)
-        above = np.flatnonzero(p > max(2 * _NOISE_THRESHOLD * floor, 3e-3 * p.max()))
-        return int(self.delays[above[-1]]) if above.size else -1
+        _, last = self._kept(h, noise, self._taper_extent, 2 * _NOISE_THRESHOLD, 3e-3)
+        return int(self.delays[last]) if last >= 0 else -1
 
     def support(self, h: np.ndarray, noise: float) -> tuple[int, int]:
         """First and last delay (samples) whose |CIR|² is above the ``"pdp"`` estimator's noise threshold (noise
         alone puts :data:`_FALSE_TAPS` taps above it), with its taper (sidelobes below −55 dB): every tap a
         channel filter must keep, up to ~50 dB above the per-tap noise floor; (−1, −1) if none."""
-        p, floor = self.impulse_response_power(h, noise)
-        above = np.flatnonzero(p > self._threshold * floor)
-        return (int(self.delays[above[0]]), int(self.delays[above[-1]])) if above.size else (-1, -1)
+        p, last = self._kept(h, noise, self._taper_pdp, self._threshold, 0.0)
+        return (int(self.delays[np.argmax(p > 0)]), int(self.delays[last])) if last >= 0 else (-1, -1)

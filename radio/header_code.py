@@ -11,7 +11,7 @@ bits go out as BPSK, one per header resource element. Why polar SCL with an oute
 * **Encoding** is a GF(2) product with the code's generator matrix, stored in
   ``header_polar_generator.json`` (built from Sionna's encoder; a test checks they agree), so the
   transmitter never imports Sionna.
-* **Decoding** first tries a numpy fast path: for each of a few fixed information sets (80 coded
+* **Decoding** first tries a fast path: for each of a few fixed information sets (80 coded
   positions that determine the information word), read the word off the hard decisions and re-encode
   it; if the nearest of these codewords differs from the hard decisions in at most
   :data:`FAST_PATH_MAX_FLIPS` positions it is taken (bounded-distance decoding far inside half the
@@ -28,6 +28,8 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from radio.jit import njit
 
 K_BITS = 80
 N_CODED = 640
@@ -87,6 +89,38 @@ def _information_set(g: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.n
     return np.array(cols), m[:, k:].T.copy()  # (aᵀ)⁻¹ = (a⁻¹)ᵀ
 
 
+@njit
+def _gf2_product(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``u @ g`` over GF(2) for 0/1 uint8 ``u`` (B, k) and ``g`` (k, n): (B, n) uint8, each row the XOR of the rows
+    of ``g`` its ones select (reads only those rows: no (k, n) float product)."""
+    out = np.zeros((u.shape[0], g.shape[1]), np.uint8)
+    for b in range(u.shape[0]):
+        for i in range(g.shape[0]):
+            if u[b, i]:
+                out[b] ^= g[i]
+    return out
+
+
+@njit
+def _nearest_codewords(hard: np.ndarray, cols: np.ndarray, inv: np.ndarray, g: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded-distance decoding of hard decisions ``hard`` (B, n) uint8 0/1 by the information sets ``cols``
+    (S, k) with their inverses ``inv`` (S, k, k) uint8 and the generator ``g`` (k, n) uint8: per block, the
+    first set whose re-encoded word is within :data:`FAST_PATH_MAX_FLIPS` of the hard decisions gives the
+    information bits. Returns (bits (B, k) uint8, zero where not accepted; accepted (B,) bool)."""
+    bits = np.zeros((hard.shape[0], cols.shape[1]), np.uint8)
+    ok = np.zeros(hard.shape[0], np.bool_)
+    for b in range(hard.shape[0]):
+        row = hard[b:b + 1]
+        for s in range(cols.shape[0]):
+            u = _gf2_product(row[:, cols[s]], inv[s])
+            if np.count_nonzero(_gf2_product(u, g) != row) <= FAST_PATH_MAX_FLIPS:
+                bits[b] = u[0]
+                ok[b] = True
+                break
+    return bits, ok
+
+
 class PolarHeaderCode:
     """Encoder and decoder of the header code (see the module docstring).
 
@@ -102,15 +136,16 @@ class PolarHeaderCode:
 
     def __init__(self):
         self.generator = _load_generator()
-        self._g32 = self.generator.astype(np.float32)
         sets = [_information_set(self.generator, np.roll(np.arange(N_CODED), -s * N_CODED // _FAST_PATH_SETS))
                 for s in range(_FAST_PATH_SETS)]
         self._cols = np.stack([c for c, _ in sets])                       # (S, k)
-        self._inv = np.stack([i for _, i in sets]).astype(np.float32)     # (S, k, k)
+        self._inv = np.stack([i for _, i in sets])                        # (S, k, k) uint8
 
     def encode(self, bits: np.ndarray) -> np.ndarray:
         """Information bits (..., 80) 0/1 → coded bits (..., 640) uint8, in transmission order."""
-        return ((np.asarray(bits, np.float32) @ self._g32) % 2).astype(np.uint8)
+        bits = np.asarray(bits, np.uint8)
+        u = np.ascontiguousarray(bits.reshape(-1, K_BITS))
+        return _gf2_product(u, self.generator).reshape(bits.shape[:-1] + (N_CODED,))
 
     def decode(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """LLRs (B, 640) (positive = bit 1) → information bits (B, 80) uint8 and, per block, whether
@@ -126,24 +161,13 @@ class PolarHeaderCode:
         return bits, ok
 
     def decode_fast(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Numpy fast path only: (bits (B, 80), accepted (B,)); bits are meaningless where not accepted.
+        """Fast path only (compiled, :func:`_nearest_codewords`): (bits (B, 80), accepted (B,)); bits are zero
+        where not accepted.
 
         The information sets are tried in turn, each on the blocks no earlier one accepted: a codeword within
         :data:`FAST_PATH_MAX_FLIPS` of the hard decisions is the only one (far inside half the minimum
         distance), so the first set that finds one finds the nearest, and a clean block costs one set."""
-        hard = (llr > 0).astype(np.float32)                                  # (B, n)
-        bits = np.zeros((llr.shape[0], K_BITS), np.uint8)
-        ok = np.zeros(llr.shape[0], bool)
-        for cols, inv in zip(self._cols, self._inv):
-            todo = np.flatnonzero(~ok)
-            if todo.size == 0:
-                break
-            u = (hard[todo][:, cols] @ inv) % 2                              # (T, k)
-            flips = np.abs(((u @ self._g32) % 2) - hard[todo]).sum(axis=1)   # (T,)
-            hit = flips <= FAST_PATH_MAX_FLIPS
-            bits[todo[hit]] = u[hit]
-            ok[todo[hit]] = True
-        return bits, ok
+        return _nearest_codewords((llr > 0).astype(np.uint8), self._cols, self._inv, self.generator)
 
     def decode_list(self, llr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sionna SCL-8 only: (bits (B, 80), CRC-11 ok (B,))."""

@@ -8,12 +8,14 @@ per resource element equals the time-domain noise variance per sample.
 """
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
 import scipy.fft
 
 from radio.config import FrameConfig
+from radio.jit import njit
 
 _PILOT_SEED = 0x5EED_0001
 _FILLER_SEED = 0x5EED_0002
@@ -61,10 +63,8 @@ class ResourceGrid:
         self.data_idx = np.flatnonzero(~is_pilot)
         # Time scale that makes an OFDM symbol with unit-power resource elements unit power.
         self.scale = np.sqrt(n / u)
-        self._t = np.arange(n)  # sample index within an FFT window
         self._pilots = np.zeros((0, self.pilot_idx.size), complex)
         self._filler = np.zeros(0, complex)
-        self._derotation = (0.0, np.full(n, 1 / self.scale, complex))  # (cfo, see _window_derotation)
 
     @property
     def num_data(self) -> int:
@@ -100,28 +100,43 @@ class ResourceGrid:
         t = scipy.fft.ifft(full, axis=1, norm="ortho") * self.scale
         return np.concatenate([t[:, n - cp:], t], axis=1).reshape(-1)
 
-    def _window_derotation(self, cfo: float) -> np.ndarray:
-        """CFO removal within an FFT window and the 1/scale of the transmitter's time scale, complex128 (N,):
-        one multiply before the FFT. The last CFO's is kept (a frame's windows are demodulated in two or three
-        batches at one CFO)."""
-        if cfo != self._derotation[0]:
-            self._derotation = (cfo, phase_ramp(cfo, self.cfg.fft_size, self.cfg.fft_size) / self.scale)
-        return self._derotation[1]
-
     def demodulate(self, samples: np.ndarray, starts: np.ndarray, cfo: float = 0.0,
-                   dc: complex = 0.0) -> np.ndarray:
-        """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U).
+                   dc: complex = 0.0, phase_ref: int | None = None) -> np.ndarray:
+        """FFT windows of N samples starting at ``starts`` (S,) → used subcarriers (S, U), complex64 for
+        complex64 ``samples``.
 
         ``dc`` is subtracted from the samples first; ``cfo`` (subcarriers) is then removed inside
-        each window; the phase it accumulates between windows is not (the caller applies it per
-        window). The result is scaled back by the transmitter's time scale, so a unit-gain
-        channel gives the transmitted resource elements.
+        each window. The phase it accumulates between windows is removed too when ``phase_ref`` is given:
+        window i is multiplied by ``exp(-j 2π cfo (starts[i] - phase_ref) / N)`` (else the caller applies it).
+        The result is scaled back by the transmitter's time scale, so a unit-gain channel gives the transmitted
+        resource elements.
         """
-        n = self.cfg.fft_size
-        win = samples[np.asarray(starts)[:, None] + self._t]
-        if dc:
-            win -= np.complex64(dc)
-        win *= self._window_derotation(cfo).astype(win.dtype, copy=False)
-        spec = scipy.fft.fft(win, axis=1, norm="ortho", overwrite_x=True)
-        u2 = self.cfg.num_used_subcarriers // 2
-        return np.concatenate([spec[:, n - u2:], spec[:, 1:u2 + 1]], axis=1)  # = spec[:, used_bins]
+        return _demodulate(samples, np.asarray(starts, np.int64), self.cfg.fft_size, self.cfg.num_used_subcarriers // 2,
+                           1 / self.scale, cfo, samples.dtype.type(dc), phase_ref is not None, phase_ref or 0)
+
+
+@njit
+def _demodulate(samples: np.ndarray, starts: np.ndarray, n: int, half: int, gain: float, cfo: float, dc: complex,
+                between: bool, phase_ref: int) -> np.ndarray:
+    """Windows ``samples[starts[i]:starts[i] + n]``, less ``dc``, times the in-window CFO derotation
+    ``gain · exp(-j 2π cfo t / n)`` (t < n; a running product, rounding n · 1e-16, then rounded to the samples'
+    dtype), unitary FFT, the 2·``half`` used bins (negative frequencies first, DC left out), and, when
+    ``between``, times the window's CFO phase ``exp(-j 2π cfo (starts[i] − phase_ref) / n)``: shape (S, 2·half),
+    the samples' dtype. One compiled call for a frame's windows."""
+    turn = cmath.exp(-2j * np.pi * cfo / n)
+    ramp = np.empty(n, np.complex128)
+    ramp[0] = gain
+    for t in range(1, n):
+        ramp[t] = ramp[t - 1] * turn
+    derotation = ramp.astype(samples.dtype)
+    win = np.empty((starts.size, n), samples.dtype)
+    for i in range(starts.size):
+        win[i] = (samples[starts[i]:starts[i] + n] - dc) * derotation
+    spec = np.fft.fft(win, norm="ortho")
+    out = np.empty((starts.size, 2 * half), samples.dtype)
+    step = -2 * np.pi * cfo / n if between else 0.0
+    for i in range(starts.size):
+        rot = np.exp(1j * step * (starts[i] - phase_ref))
+        out[i, :half] = spec[i, n - half:] * rot
+        out[i, half:] = spec[i, 1:half + 1] * rot
+    return out

@@ -20,7 +20,8 @@ import scipy.fft
 import scipy.special
 
 from radio import sync
-from radio.channel_estimation import ChannelEstimator, apply_phase, ls_estimate, mmse_equalize, track_phase
+from radio.channel_estimation import (ChannelEstimator, equalize_payload, header_soft_values, known_symbol_residuals,
+                                      ls_estimate, pilot_agreement)
 from radio.config import FrameConfig, ReceiverConfig
 from radio.delay_spread import DelaySpreadEstimator
 from radio.errors import BadInputError
@@ -322,10 +323,7 @@ class Receiver:
     def _windows(self, offsets: np.ndarray, cfo: float, ref: int) -> np.ndarray:
         """CFO-corrected used subcarriers (S, U) of FFT windows starting ``offsets`` (S,) samples
         after buffer index ``ref``."""
-        n = self.cfg.fft_size
-        spec = self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc)
-        spec *= np.exp(-2j * np.pi * cfo / n * offsets).astype(np.complex64)[:, None]
-        return spec
+        return self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc, phase_ref=ref)
 
     def _verify(self, lts1: int, cfo_guess: float) -> tuple[float, int, int, float, bool]:
         """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
@@ -464,28 +462,20 @@ class Receiver:
             self.stats.truncated_frames += 1
             return report("truncated"), buf.size
         yh = y[2:]
-        xp_h = self._xp_h
         # common phase of the header symbols: residual CFO makes it a line over symbols (the clock-drift
         # slope is negligible this close to the LTS); fitting two numbers to all header pilots, not one per
-        # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB)
-        z = (yh[:, g.pilot_idx] * np.conj(h[g.pilot_idx] * xp_h)).sum(axis=1)
-        # the periodogram of z over phase slopes: its peak is the ML slope (at -5 dB the differential
+        # symbol to 16, keeps the phase noise small at low SNR (+1.5 dB for the header at -5 dB).
+        # The periodogram of the pilot sums over phase slopes: its peak is the ML slope (at -5 dB the differential
         # angle(Σ z[t+1]·conj(z[t])) left 6 of 150 headers undecoded, this 2) and, normalised by
         # nh·N0·Σ_p|H_p|², the coherent pilot statistic: ≈ 1 + nh·Σ_p|H_p|²/N0 for a frame, and on noise
         # exceeded with probability ≈ 4·nh·e^{-x} (the max of a zero-padded periodogram; Monte Carlo fit)
-        power = np.abs(scipy.fft.fft(z, self._step_grid.size)) ** 2
-        peak = int(np.argmax(power))
-        scale = nh * diff_e / h_ls.size * float(np.vdot(h[g.pilot_idx], h[g.pilot_idx]).real)
-        if power[peak] < self._pilot_gate * scale:
+        peak, pilot_energy, soft = header_soft_values(yh, h, self._xp_h, g.pilot_idx, g.data_idx, self._step_grid)
+        if peak < self._pilot_gate * nh * diff_e / h_ls.size * pilot_energy:
             # the header's pilots are not there: noise, dropped before the costly list decoder (N0 from the LTS
             # difference alone, unbiased on noise)
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
-        t = np.arange(nh)
-        step = float(self._step_grid[peak])
-        cpe = np.exp(-1j * (step * t + float(np.angle(np.vdot(np.exp(1j * step * t), z)))))
-        soft = (np.conj(h[g.data_idx])[None, :] * yh[:, g.data_idx] * cpe[:, None]).real.reshape(-1)
         bits = lay.header.decode(soft, n0)
         header = None if bits is None else FrameHeader.from_bits(bits)
         bad = ("header_crc" if header is None
@@ -516,16 +506,14 @@ class Receiver:
         # channel fits the CP (no ISI) it also refines the channel and signal power (2 + nh observations)
         x_conj = self._x_hdr_conj.copy()
         x_conj.reshape(-1)[self._hdr_bit_flat] = lay.header.bpsk(bits)  # real: its own conjugate
-        obs = yh * x_conj
-        cpe = np.exp(-1j * np.angle(obs @ np.conj(h)))  # common phase from all 96 known REs per symbol
-        obs *= cpe[:, None]  # (nh, U), each ≈ H + noise of variance N0
-        res_h = obs - h[None, :]
-        known_h = float(np.vdot(res_h, res_h).real) / (1 + 0.5 * kept)  # N0 · count (h had error kept·N0/2)
+        # common phase per symbol from all its known REs; each of the nh observations ≈ H + noise of variance N0
+        obs_sum, known_h = known_symbol_residuals(yh, h, x_conj)
+        known_h /= 1 + 0.5 * kept  # N0 · count (h had error kept·N0/2)
         err = 0.5 * kept  # channel-estimation error variance / N0 of the channel used for the payload
         if no_isi:
             m = 2 + nh
-            n0 = (noise_e + known_h) / (dof + res_h.size)
-            h_comb = (2 * h_ls + obs.sum(axis=0)) / m
+            n0 = (noise_e + known_h) / (dof + yh.size)
+            h_comb = (2 * h_ls + obs_sum) / m
             coef = self.estimator.coefficients(h_comb, taps)
             sig = signal_power(coef, h_comb.size, self.estimator.rank(taps), 2 * n0 / m)
             h, kept = self.estimator.filter(h_comb, coef, rxc.channel_estimator, taps, n0 / m / max(sig, 1e-12))
@@ -543,26 +531,23 @@ class Receiver:
             if have < min(_PILOT_CHECK_SYMBOLS, npay):
                 raise _Wait
             yp = self._windows(self._lts_hdr_offsets[2] + sl * np.arange(nh, nh + have), cfo, w)
-            if not self._payload_pilots_match(yh, h, yp, h[None, :]):  # a few symbols: no clock drift yet
+            y = np.concatenate([yh[:, g.pilot_idx], yp[:, g.pilot_idx]])
+            # a few symbols: no clock drift yet
+            if not self._payload_pilots_match(pilot_agreement(y, h[g.pilot_idx] * g.pilots(0, nh + have)), nh):
                 return refuse("bad_length", "payload_pilot_mismatches")
             raise _Wait
         yp = self._windows(self._lts_hdr_offsets[2] + sl * np.arange(nh, nh + npay), cfo, w)
-        yall = np.concatenate([yh, yp])
-        xp = g.pilots(0, nh + npay)
-        phase = track_phase(yall[:, g.pilot_idx], h[g.pilot_idx], xp, self._pilot_sc,
-                            2.0 + np.arange(nh + npay), self._max_beta)
-        hp = apply_phase(h.astype(np.complex64), phase[:, nh:], g.subcarriers)  # payload symbols only
-        if not self._payload_pilots_match(yh, h, yp, hp):
+        # phase tracking, pilot agreement, effective noise (noise + channel-estimation error + ISI) from the
+        # payload pilots and the header, MMSE
+        xhat, mse, agreement, known_p = equalize_payload(
+            yh, yp, h, g.pilots(0, nh + npay), g.pilot_idx, g.data_idx, g.subcarriers, self._max_beta,
+            known_h * (1 + err), yh.size)
+        if not self._payload_pilots_match(agreement, nh):
             return refuse("bad_length", "payload_pilot_mismatches")
-        # effective noise (noise + channel-estimation error + ISI) from the payload pilots and header
-        res_p = yp[:, g.pilot_idx] - hp[:, g.pilot_idx] * xp[nh:]
-        known_p = float(np.vdot(res_p, res_p).real)
-        n_eff = (known_p + known_h * (1 + err)) / (res_p.size + res_h.size)
         snr = None
         if no_isi:  # known residuals also measure N0
-            n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + res_h.size + res_p.size)
+            n0 = (noise_e + known_h + known_p / (1 + err)) / (dof + yh.size + npay * g.pilot_idx.size)
             snr = snr_db(sig, n0)
-        xhat, mse = mmse_equalize(yp[:, g.data_idx], hp[:, g.data_idx], np.float32(n_eff))
         length = header.payload_len
         self.stats.frames_ok += 1
         return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
@@ -598,25 +583,17 @@ class Receiver:
         vanish); never for NaN or inf."""
         return peak == 0 or _SCALE_RANGE[0] <= peak <= _SCALE_RANGE[1]
 
-    def _payload_pilots_match(self, yh: np.ndarray, h: np.ndarray, yp: np.ndarray, hp: np.ndarray) -> bool:
-        """Whether payload symbols ``yp`` (S, U) carry this frame's pilots: per symbol, the normalised
-        magnitude of the correlation of its pilots with channel × known pilots (phase-blind, so common phase
-        does not matter), ``hp`` (S or 1, U) the payload's channel (phase-tracked when available); a symbol
-        fails below half the mean of the header symbols ``yh`` (nh, U) against ``h`` (U,) (same channel and
-        SNR). False when the count of failing symbols is implausible (tail probability below
-        :data:`_PILOT_FAIL_ALPHA`) for a frame whose symbols each fail as often as the header symbols' spread says:
-        at low SNR a single symbol fails by chance, so a short payload is never refused on a vote of a few
-        symbols, while a false length (most symbols noise) is refused after a handful of symbols."""
-        g = self.layout.grid
-        nh = yh.shape[0]
-        pilots = g.pilots(0, nh + yp.shape[0])
-        ref = np.concatenate([h[None, g.pilot_idx] * pilots[:nh], hp[:, g.pilot_idx] * pilots[nh:]])
-        y = np.concatenate([yh[:, g.pilot_idx], yp[:, g.pilot_idx]])  # header rows, then payload rows
-        num = np.abs((y * np.conj(ref)).sum(axis=1))
-        den = np.sqrt((np.abs(y) ** 2).sum(axis=1) * (np.abs(ref) ** 2).sum(axis=1))
-        agreement = num / np.maximum(den, np.finfo(np.float32).tiny)
+    def _payload_pilots_match(self, agreement: np.ndarray, nh: int) -> bool:
+        """Whether the payload symbols carry this frame's pilots, from the pilot agreement (:func:`pilot_agreement`,
+        phase-blind, so common phase does not matter) of the nh header symbols and then the S payload symbols,
+        ``agreement`` (nh + S,), each against the channel (the payload's phase-tracked when available): a payload
+        symbol fails below half the mean of the header symbols' (same channel and SNR). False when the count of
+        failing symbols is implausible (tail probability below :data:`_PILOT_FAIL_ALPHA`) for a frame whose
+        symbols each fail as often as the header symbols' spread says: at low SNR a single symbol fails by
+        chance, so a short payload is never refused on a vote of a few symbols, while a false length (most
+        symbols noise) is refused after a handful of symbols."""
         header = agreement[:nh]
-        level = float(header.mean())
+        level = float(header.sum()) / nh
         failing = int(np.count_nonzero(agreement[nh:] < 0.5 * level))
         if failing == 0:
             return True
@@ -625,7 +602,7 @@ class Receiver:
         # header symbols' mean and spread does (~0.05 at -5 dB, ~0 at high SNR)
         # (scipy.special's ndtr and bdtrc are scipy.stats' norm.cdf and binom.sf without their ~0.1 ms of overhead)
         p_fail = float(np.clip(scipy.special.ndtr(-0.5 * level / spread), _PILOT_FAIL_PROB_MIN, 0.5))
-        return float(scipy.special.bdtrc(failing - 1, yp.shape[0], p_fail)) >= _PILOT_FAIL_ALPHA
+        return float(scipy.special.bdtrc(failing - 1, agreement.size - nh, p_fail)) >= _PILOT_FAIL_ALPHA
 
     def _clipped(self, lo: int, hi: int) -> bool:
         """Saturation test on buffer[lo:hi]: many samples sitting exactly at the peak |I| or |Q|."""

@@ -185,7 +185,7 @@ def _decode_fast_reference(code, llr: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Every information set on every block, the fewest flips taken."""
     hard = (llr > 0).astype(np.float32)
     u = np.einsum("bsk,skj->bsj", hard[:, code._cols], code._inv) % 2
-    flips = np.abs(((u @ code._g32) % 2) - hard[:, None, :]).sum(axis=2)
+    flips = np.abs(((u @ code.generator.astype(np.float32)) % 2) - hard[:, None, :]).sum(axis=2)
     best = np.argmin(flips, axis=1)
     rows = np.arange(llr.shape[0])
     return u[rows, best].astype(np.uint8), flips[rows, best] <= FAST_PATH_MAX_FLIPS
