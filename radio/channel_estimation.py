@@ -22,7 +22,6 @@ import numpy as np
 
 from radio.jit import njit
 
-_NEGLIGIBLE_GAIN = 1e-9  # LMMSE gain below which a direction's contribution is below float32 rounding
 _NULL_DIRECTION = 1e-9  # a delay-window direction whose eigenvalue is below this share of the largest is dropped
 
 
@@ -31,7 +30,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool
     """Eigen-decomposition of the frequency correlation R of a uniform PDP on ``width`` = W delays centred
     on 0 (unit average power), for the used subcarriers in ``key``, restricted to the K ≤ W eigenvalues at
     least :data:`_NULL_DIRECTION` of the largest (all W with ``null_directions``): (λ (K,) descending, V_r (U, K)
-    float32, column-major). A window of the
+    float32). A window of the
     same width centred on c has eigenvectors ``V = diag(e^{−j2πkc/N}) V_r`` and the same λ (see
     :meth:`ChannelEstimator._basis`). The DFT projection is ``V Vᴴ``, the delay window's rank K. Shared by
     all receivers.
@@ -60,8 +59,7 @@ def _uniform_pdp_basis(key: tuple[bytes, int], width: int, null_directions: bool
     # an O(U³) eigen-decomposition, ~40 s less per window at the wide-30.72 preset's U = 1200)
     v, sv, _ = np.linalg.svd(b, full_matrices=False)
     rank = width if null_directions else int(np.count_nonzero(sv ** 2 >= _NULL_DIRECTION * sv[0] ** 2))
-    # column-major: the leading columns that LMMSE keeps (ChannelEstimator.filter) stay one contiguous block
-    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.asfortranarray(v[:, :rank], np.float32)
+    return np.ascontiguousarray(sv[:rank] ** 2 / width), np.ascontiguousarray(v[:, :rank], np.float32)
 
 
 @njit
@@ -73,6 +71,24 @@ def _real_matvec(m: np.ndarray, z: np.ndarray) -> np.ndarray:
     out.real[:] = np.dot(m, np.ascontiguousarray(z.real))
     out.imag[:] = np.dot(m, np.ascontiguousarray(z.imag))
     return out
+
+
+@njit
+def _project(v_r: np.ndarray, ramp: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Coordinates ``Vᴴ h`` (K,) complex64 in the basis ``V = diag(ramp) V_r`` (V_r (U, K) float32, ramp (U,)
+    complex64) of ``h`` (U,): one compiled call."""
+    return _real_matvec(v_r.T, (np.conj(ramp) * h).astype(np.complex64))
+
+
+@njit
+def _lmmse(v_r: np.ndarray, lam: np.ndarray, ramp: np.ndarray, coef: np.ndarray, noise_ls: float
+           ) -> tuple[np.ndarray, float]:
+    """LMMSE channel ``V diag(λ / (λ + noise_ls)) coef`` (U,) complex64 in the basis of :func:`_project` (λ (K,)
+    the eigenvalues, coef (K,)), and the mean of its gains² over U: one compiled call. Directions with a
+    negligible gain (λ descending: a low-SNR tail, or a window's null directions) are multiplied too: their
+    contribution is below float32 rounding, and the product stays one BLAS call on the whole basis."""
+    gain = lam / (lam + noise_ls)
+    return ramp * _real_matvec(v_r, (gain * coef).astype(np.complex64)), np.dot(gain, gain) / ramp.size
 
 
 class ChannelEstimator:
@@ -113,7 +129,7 @@ class ChannelEstimator:
         within the delay window: the DFT-denoised ``h`` is ``V @ coef`` and its energy is ``‖coef‖²``, so
         estimates that need only the energy (:mod:`radio.snr_estimation`) never build the vector."""
         _, ramp, v_r = self._basis(*delays)
-        return _real_matvec(v_r.T, (np.conj(ramp) * h).astype(np.complex64, copy=False))
+        return _project(v_r, ramp, h)
 
     def filter(self, h_ls: np.ndarray, coef: np.ndarray, method: str, delays: tuple[int, int], noise_ls: float
                ) -> tuple[np.ndarray, float]:
@@ -133,12 +149,8 @@ class ChannelEstimator:
         lam, ramp, v_r = self._basis(*delays)
         if method == "dft":
             return ramp * _real_matvec(v_r, coef.astype(np.complex64, copy=False)), lam.size / u
-        gain = lam / (lam + max(noise_ls, 1e-12))
-        # directions with a gain below 1e-9 (λ descending: a tail at low SNR) change the float32 result by less
-        # than its rounding: left out of the product
-        used = int(np.count_nonzero(gain >= _NEGLIGIBLE_GAIN))
-        return (ramp * _real_matvec(v_r[:, :used], (gain[:used] * coef[:used]).astype(np.complex64)),
-                float(gain @ gain) / u)
+        h, kept = _lmmse(v_r, lam, ramp, coef, max(noise_ls, 1e-12))
+        return h, float(kept)
 
 
 def ls_estimate(y1: np.ndarray, y2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:

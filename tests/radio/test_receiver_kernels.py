@@ -216,4 +216,19 @@ def test_real_matvec_compiled_and_python_paths_equal_the_complex_product(order):
     want = m.astype(np.float64) @ z.astype(np.complex128)
     for fn in (_real_matvec, python_function(_real_matvec)):
         np.testing.assert_allclose(fn(m, z), want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(fn(m[:, :7], z[:7]), m[:, :7].astype(np.float64) @ z[:7], rtol=1e-5, atol=1e-5)
+
+
+def test_projection_and_lmmse_kernels_equal_their_direct_formulas_on_both_paths():
+    from radio.channel_estimation import _lmmse, _project
+    est = radio.Receiver(radio.FrameConfig(preset="narrow")).estimator
+    lam, ramp, v_r = est._basis(-4, 21)
+    rng = np.random.default_rng(6)
+    h = (rng.standard_normal(ramp.size) + 1j * rng.standard_normal(ramp.size)).astype(np.complex64)
+    v = ramp.astype(np.complex128)[:, None] * v_r  # the basis V (U, K)
+    coef = np.conj(v).T @ h
+    gain = lam / (lam + 0.3)
+    for project, lmmse in ((_project, _lmmse), (python_function(_project), python_function(_lmmse))):
+        np.testing.assert_allclose(project(v_r, ramp, h), coef, rtol=1e-5, atol=1e-5)
+        got, kept = lmmse(v_r, lam, ramp, coef.astype(np.complex64), 0.3)
+        np.testing.assert_allclose(got, v @ (gain * coef), rtol=1e-5, atol=1e-5)
+        assert kept == pytest.approx(float(gain @ gain) / ramp.size)
