@@ -232,3 +232,11 @@ def test_projection_and_lmmse_kernels_equal_their_direct_formulas_on_both_paths(
         got, kept = lmmse(v_r, lam, ramp, coef.astype(np.complex64), 0.3)
         np.testing.assert_allclose(got, v @ (gain * coef), rtol=1e-5, atol=1e-5)
         assert kept == pytest.approx(float(gain @ gain) / ramp.size)
+
+
+def test_at_peak_counts_the_saturated_samples_on_both_paths():
+    from radio.receiver import _at_peak
+    seg = (np.random.default_rng(3).standard_normal(500) * (1 + 1j)).astype(np.complex64) * 0.3
+    seg[[7, 50, 51]] = 1.0 + 0.2j  # |I| at the rail
+    seg[90] = 0.1 - 1.0j           # |Q| at the rail
+    assert _at_peak(seg) == python_function(_at_peak)(seg) == 4
