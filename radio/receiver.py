@@ -16,7 +16,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.fft
 import scipy.special
 
 from radio import sync
@@ -367,7 +366,7 @@ class Receiver:
                 return None, 0
             raise _Wait
         win = buf[c0:c0 + n] * phase_ramp(cfo_frac, n, n, c0 - p)
-        shift, tap = self._integer_cfo(scipy.fft.fft(win))
+        shift, tap = self._integer_cfo(win)
         # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
         # whose matched filter (pair summed) collects the most energy (the other pairs one copy with the
         # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %).

@@ -197,10 +197,10 @@ def fractional_cfo(corr_lts: complex) -> float:
 
 
 @njit
-def _cir_search(ref: np.ndarray, spec: np.ndarray, window: int) -> tuple[int, int]:
-    """:func:`best_circular_window` of the CIRs ``IFFT(ref[r] · spec)`` (ref (R, N), spec (N,) complex64):
-    :class:`IntegerCfo`'s search in one compiled call."""
-    return best_circular_window(np.fft.ifft(ref * spec), window)
+def _cir_search(ref: np.ndarray, lts_window: np.ndarray, window: int) -> tuple[int, int]:
+    """:func:`best_circular_window` of the CIRs ``IFFT(ref[r] · FFT(lts_window))`` (ref (R, N) complex64,
+    lts_window (N,) complex): :class:`IntegerCfo`'s search in one compiled call."""
+    return best_circular_window(np.fft.ifft(ref * np.fft.fft(lts_window).astype(np.complex64)), window)
 
 
 class IntegerCfo:
@@ -230,15 +230,14 @@ class IntegerCfo:
             np.conj(pre.lts_values))
         self.window = window
 
-    def __call__(self, lts_spec: np.ndarray) -> tuple[int, int]:
+    def __call__(self, lts_window: np.ndarray) -> tuple[int, int]:
         """(shift, tap): the most likely integer CFO (subcarriers) and the CIR tap where its best window
-        starts (the LTS body starts ``tap`` samples after the analysed window's start, modulo N).
+        starts (the LTS body starts ``tap`` samples after the window's start, modulo N).
 
         Args:
-            lts_spec: full N-point spectrum (FFT bin order) of an N-sample window inside the LTS's periodic
-                part, fractional CFO already removed.
+            lts_window: N complex samples inside the LTS's periodic part, fractional CFO already removed.
         """
-        best, tap = _cir_search(self._ref, lts_spec.astype(np.complex64), self.window)
+        best, tap = _cir_search(self._ref, np.ascontiguousarray(lts_window), self.window)
         return int(self.shifts[best]), int(tap)
 
 

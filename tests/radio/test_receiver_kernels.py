@@ -156,11 +156,11 @@ def test_integer_cfo_finds_a_planted_shift_and_tap():
     rx = radio.Receiver(cfg)
     n, pre = cfg.fft_size, rx.layout.preamble
     x = np.tile(pre.lts_time, 3) * np.exp(2j * np.pi * 3 * np.arange(3 * n) / n)  # integer CFO of 3 subcarriers
-    spec = scipy.fft.fft(x[n - 20:2 * n - 20])  # the body starts 20 samples into the window, modulo N
-    shift, tap = rx._integer_cfo(spec)
+    win = x[n - 20:2 * n - 20]  # the body starts 20 samples into the window, modulo N
+    shift, tap = rx._integer_cfo(win)
     assert shift == 3
     assert (tap + 1) % n <= 20 <= (tap + cfg.cp_length + 1) % n  # the window after tap holds the path
-    search = (rx._integer_cfo._ref, spec.astype(np.complex64), rx._integer_cfo.window)
+    search = (rx._integer_cfo._ref, win, rx._integer_cfo.window)
     assert python_function(sync._cir_search)(*search) == sync._cir_search(*search) == (3 + 4, tap)
 
 
