@@ -1,5 +1,6 @@
-"""The preamble check's kernels (radio.preamble_detector) against direct numpy formulations of what they
-compute, and the whole check with its kernels compiled against the same check on their plain Python path."""
+"""The detector's numba kernels against direct numpy formulations of what they compute, each compiled and on
+its plain Python path: the preamble check's (radio.preamble_detector; also the whole check, compiled against
+pure, on a few hundred noise and frame candidates) and the detection metric's and candidates' (radio.sync)."""
 import numpy as np
 import pytest
 import scipy.ndimage
