@@ -85,7 +85,7 @@ def timing_plateau(power: np.ndarray, window: int) -> tuple[int, int, float]:
 
 def detection_metric(samples: np.ndarray, fft_size: int, cp_length: int, preamble_cp_length: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Preamble detection metric every ``DECIMATION`` samples (vectorised, block sums + cumsum).
+    """Preamble detection metric every ``DECIMATION`` samples (block sums, then prefix sums).
 
     Two repetitions are correlated at once: the Schmidl-Cox halves (lag N/2 over N/2 samples) and
     the long-training pair (lag N over ``Gp + N − 2·cp`` samples of its periodic part, which
@@ -115,24 +115,37 @@ def detection_metric(samples: np.ndarray, fft_size: int, cp_length: int, preambl
     ones_c, ones_r = np.ones(d, np.complex64), np.ones(2 * d, np.float32)
     # block sums as small matrix-vector products (much faster than .sum(axis=1) on short rows)
     energy = np.square(x.view(np.float32)).reshape(-1, 2 * d) @ ones_r
-    be = np.concatenate([[0.0], np.cumsum(energy, dtype=np.float64)])
     m1 = (used - half) // d * d
-    p1 = np.concatenate([[0], np.cumsum((np.conj(x[:m1]) * x[half:half + m1]).reshape(-1, d) @ ones_c,
-                                        dtype=np.complex128)])
-    m2 = used - fft_size
-    p2 = np.concatenate([[0], np.cumsum((np.conj(x[:m2]) * x[fft_size:]).reshape(-1, d) @ ones_c,
-                                        dtype=np.complex128)])
-    hb = half // d
-
-    def span(c: np.ndarray, first: int, length: int) -> np.ndarray:  # c[j + first + length] - c[j + first]
-        return c[first + length:first + length + nb] - c[first:first + nb]
-
-    p_sc = span(p1, 0, hb)
-    r_sc = 0.5 * span(be, 0, 2 * hb)
-    p_lts = span(p2, shift, lc)
-    r_lts = 0.5 * (span(be, shift, lc) + span(be, shift + lag_b, lc))
-    metric = ((np.abs(p_sc) + np.abs(p_lts)) / np.maximum(r_sc + r_lts, 1e-30)) ** 2
+    p1 = (np.conj(x[:m1]) * x[half:half + m1]).reshape(-1, d) @ ones_c
+    p2 = (np.conj(x[:used - fft_size]) * x[fft_size:]).reshape(-1, d) @ ones_c
+    p_sc, p_lts, r = window_sums(energy, p1, p2, nb, half // d, shift, lc, lag_b)
+    metric = ((np.abs(p_sc) + np.abs(p_lts)) / np.maximum(r, 1e-30)) ** 2
     return metric, p_lts
+
+
+@njit
+def window_sums(energy: np.ndarray, p1: np.ndarray, p2: np.ndarray, nb: int, hb: int, shift: int, lc: int,
+                lag_b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P_sc, P_lts, R_sc + R_lts) (nb,) each of :func:`detection_metric` from its block sums (blocks of
+    ``DECIMATION`` samples): energies (B,) float32, lag-N/2 products (≥ nb + hb,) and lag-N products
+    (≥ nb + shift + lc,) complex64 (``hb``, ``shift``, ``lc``, ``lag_b`` in blocks). Each window is the
+    difference of two prefix sums (float64 / complex128, accumulated in order, as ``numpy.cumsum``).
+    Loop-shaped: compiled by :func:`radio.jit.njit`."""
+    be = np.zeros(energy.size + 1)
+    for b in range(energy.size):
+        be[b + 1] = be[b] + np.float64(energy[b])
+    c1, c2 = np.zeros(p1.size + 1, np.complex128), np.zeros(p2.size + 1, np.complex128)
+    for b in range(p1.size):
+        c1[b + 1] = c1[b] + np.complex128(p1[b])
+    for b in range(p2.size):
+        c2[b + 1] = c2[b] + np.complex128(p2[b])
+    p_sc, p_lts, r = np.empty(nb, np.complex128), np.empty(nb, np.complex128), np.empty(nb)
+    for j in range(nb):
+        p_sc[j] = c1[j + hb] - c1[j]
+        p_lts[j] = c2[j + shift + lc] - c2[j + shift]
+        r[j] = 0.5 * (be[j + 2 * hb] - be[j]) + 0.5 * ((be[j + shift + lc] - be[j + shift])
+                                                      + (be[j + shift + lag_b + lc] - be[j + shift + lag_b]))
+    return p_sc, p_lts, r
 
 
 def candidates(metric: np.ndarray, threshold: float, min_gap: int, rounds: int = 3) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The preamble check's kernels (radio.preamble_detector) against direct numpy formulations of what they
-compute, and the whole check with its kernels compiled against the same check on their plain Python path."""
+"""The detector's numba kernels against direct numpy formulations of what they compute, each compiled and on
+its plain Python path: the preamble check's (radio.preamble_detector; also the whole check, compiled against
+pure, on a few hundred noise and frame candidates) and the detection metric's and candidates' (radio.sync)."""
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -185,3 +186,40 @@ def test_candidates_equal_the_sliding_maximum_rounds(compiled, monkeypatch):
                                            (metrics[3], 0.0, 1, 5), (metrics[0], 20.0, 29, 3)]:
         want = _candidates_reference(metric, threshold, gap, rounds)
         np.testing.assert_array_equal(sync.candidates(metric, threshold, gap, rounds), want)
+
+
+def _detection_metric_reference(x: np.ndarray, n: int, cp: int, gp: int) -> tuple[np.ndarray, np.ndarray]:
+    """sync.detection_metric's windows as differences of numpy cumsums of its block sums."""
+    d, half = sync.DECIMATION, n // 2
+    shift, lc, lag_b, hb = (n + cp) // d, (gp + n - 2 * cp) // d, n // d, half // d
+    nb = x.size // d - (shift + lc + lag_b)
+    used = (nb + shift + lc + lag_b) * d
+    x = x[:used]
+    energy = np.square(x.view(np.float32)).reshape(-1, 2 * d) @ np.ones(2 * d, np.float32)
+    be = np.concatenate([[0.0], np.cumsum(energy, dtype=np.float64)])
+    m1 = (used - half) // d * d
+    ones = np.ones(d, np.complex64)
+    p1 = np.concatenate([[0], np.cumsum((np.conj(x[:m1]) * x[half:half + m1]).reshape(-1, d) @ ones, dtype=complex)])
+    p2 = np.concatenate([[0], np.cumsum((np.conj(x[:used - n]) * x[n:]).reshape(-1, d) @ ones, dtype=complex)])
+
+    def span(c, first, length):
+        return c[first + length:first + length + nb] - c[first:first + nb]
+
+    p_lts = span(p2, shift, lc)
+    r = 0.5 * span(be, 0, 2 * hb) + 0.5 * (span(be, shift, lc) + span(be, shift + lag_b, lc))
+    return ((np.abs(span(p1, 0, hb)) + np.abs(p_lts)) / np.maximum(r, 1e-30)) ** 2, p_lts
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("preset", ["narrow", "wide-7.68"])
+def test_detection_metric_equals_the_cumsum_formulation_exactly(preset, compiled, monkeypatch):
+    """The prefix sums are accumulated in numpy.cumsum's order: the same values to the last bit."""
+    if not compiled:
+        monkeypatch.setattr(sync, "window_sums", python_function(sync.window_sums))
+    cfg = radio.FrameConfig(preset=preset)
+    x, _, _ = _candidates(preset, np.random.default_rng(45))
+    metric, corr = sync.detection_metric(x, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length)
+    want = _detection_metric_reference(x, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length)
+    np.testing.assert_array_equal(metric, want[0])
+    np.testing.assert_array_equal(corr, want[1])
+    assert metric.max() > 0.25  # the frames' preambles are in it (noise alone stays below 0.1)
