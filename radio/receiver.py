@@ -332,13 +332,14 @@ class Receiver:
         after buffer index ``ref``."""
         return self.layout.grid.demodulate(self._buf, ref + offsets, cfo, self._dc, phase_ref=ref)
 
-    def _verify(self, lts1: int, cfo_guess: float) -> tuple[float, int, int, float, bool]:
+    def _verify(self, lts1: int) -> tuple[float, int, int, float, bool]:
         """CFO, fine timing and matched-filter fraction for a first LTS body starting near buffer index
         ``lts1``: (CFO (subcarriers), FFT window start w, first path (buffer indices), fraction, unambiguous).
-        The fractional CFO is measured at this timing, whatever the coarse one (the pair's windows start cp/2
-        into the guard: no ISI from paths up to Gp - cp/2); the integer part is the one that keeps it nearest
-        ``cfo_guess`` (subcarriers), the CFO of the integer search that placed ``lts1`` (a wrong shift there
-        leaves ``lts1`` at a random place: searching the shifts again here would not save the frame).
+        The CFO is measured at this timing, whatever the coarse one: fractional from the pair, integer from
+        both copies summed (windows from cp/2 into the guard: no ISI from paths up to Gp - cp/2). Taking the
+        integer part from the search that placed ``lts1`` instead lost 1 more frame in 1030 at −5…−4 dB
+        (narrow, `bench/detection.py loss`): that search sees one copy, and a wrong shift there can still
+        place the pair.
         Unambiguous: the two windows are one N-periodic signal (normalised lag-N correlation at least
         :data:`_SURE_LAG_CORRELATION`) and the matched filter holds at least :data:`_SURE_FRACTION`: no other
         start one N away can be the LTS pair."""
@@ -347,7 +348,8 @@ class Receiver:
         a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
         lag = complex(np.vdot(a, b))
         cfo_frac = sync.fractional_cfo(lag)
-        cfo = cfo_frac + round(cfo_guess - cfo_frac)
+        pair = (a + b * cmath.exp(-2j * math.pi * cfo_frac)) * phase_ramp(cfo_frac, n, n)
+        cfo = cfo_frac + self._integer_cfo(pair)[0]
         w, first, fraction = self._fine_timing(buf, lts1 - cp - 2 * d, cfo)
         periodic = abs(lag) ** 2 >= _SURE_LAG_CORRELATION ** 2 * float(np.vdot(a, a).real) * float(np.vdot(b, b).real)
         return cfo, w, first, fraction, periodic and fraction >= _SURE_FRACTION
@@ -366,7 +368,7 @@ class Receiver:
                 return None, 0
             raise _Wait
         win = buf[c0:c0 + n] * phase_ramp(cfo_frac, n, n, c0 - p)
-        shift, tap = self._integer_cfo(win)
+        tap = self._integer_cfo(win)[1]
         # the CIR fixes the LTS body start modulo N: of the two starts around p's, the first copy is the one
         # whose matched filter (pair summed) collects the most energy (the other pairs one copy with the
         # header or with the SC symbol; at -5 dB comparing the two lag-N correlations picked wrong ~5 %).
@@ -382,7 +384,7 @@ class Receiver:
             raise _Wait
         verified = []
         for s in sorted((s for s in (early, early + n) if s - 2 * cp - 2 * d >= 0), key=lambda s: abs(s - expected)):
-            verified.append(self._verify(s, cfo_frac + shift))
+            verified.append(self._verify(s))
             if verified[-1][-1]:
                 break
         cfo, w, first, fraction, _ = max(verified, key=lambda r: r[3], default=(0.0, 0, 0, 0.0, False))
