@@ -108,13 +108,20 @@ def _nearest_codewords(hard: np.ndarray, cols: np.ndarray, inv: np.ndarray, g: n
     (S, k) with their inverses ``inv`` (S, k, k) uint8 and the generator ``g`` (k, n) uint8: per block, the
     first set whose re-encoded word is within :data:`FAST_PATH_MAX_FLIPS` of the hard decisions gives the
     information bits. Returns (bits (B, k) uint8, zero where not accepted; accepted (B,) bool)."""
-    bits = np.zeros((hard.shape[0], cols.shape[1]), np.uint8)
+    k, n = g.shape
+    bits = np.zeros((hard.shape[0], k), np.uint8)
     ok = np.zeros(hard.shape[0], np.bool_)
+    selected = np.empty((1, k), np.uint8)
     for b in range(hard.shape[0]):
-        row = hard[b:b + 1]
         for s in range(cols.shape[0]):
-            u = _gf2_product(row[:, cols[s]], inv[s])
-            if np.count_nonzero(_gf2_product(u, g) != row) <= FAST_PATH_MAX_FLIPS:
+            for i in range(k):
+                selected[0, i] = hard[b, cols[s, i]]
+            u = _gf2_product(selected, inv[s])
+            word = _gf2_product(u, g)
+            flips = 0
+            for j in range(n):
+                flips += word[0, j] != hard[b, j]
+            if flips <= FAST_PATH_MAX_FLIPS:
                 bits[b] = u[0]
                 ok[b] = True
                 break
