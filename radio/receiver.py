@@ -159,7 +159,6 @@ class Receiver:
         self._isi_estimator = ChannelEstimator(g.subcarriers, self.cfg.fft_size, null_directions=True)
         self.ds = DelaySpreadEstimator(g.subcarriers, self.cfg.fft_size, self.cfg.sample_rate_hz,
                                        self.cfg.preamble_cp_length)
-        self._pilot_sc = g.subcarriers[g.pilot_idx]
         self._min_snr = 10 ** (self.rx_cfg.min_snr_db / 10)
         # a preamble's detection metric is ≈ (ρ/(1+ρ))² with ρ = SNR·U/N the per-sample SNR: the threshold, set
         # for the narrow preset's occupancy, is scaled so it sits at the same SNR at every preset (noise stays
