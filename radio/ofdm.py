@@ -9,7 +9,6 @@ per resource element equals the time-domain noise variance per sample.
 from __future__ import annotations
 
 import cmath
-import math
 
 import numpy as np
 import scipy.fft
@@ -21,19 +20,21 @@ _PILOT_SEED = 0x5EED_0001
 _FILLER_SEED = 0x5EED_0002
 
 
+@njit
 def phase_ramp(cfo: float, fft_size: int, length: int, start: int = 0) -> np.ndarray:
     """The derotation of a CFO of ``cfo`` subcarriers, ``exp(-j 2π cfo (start + i) / N)`` for i < ``length``,
     complex128 (length,).
 
     Built as the outer product of two short ramps (about √length complex exponentials instead of
     ``length``: the exponential, not the multiply, is what costs); the product's error is a few 1e-16.
+    Compiled (:func:`radio.jit.njit`): callable from the receiver's kernels, ~1 µs from Python.
     """
     step = -2 * np.pi * cfo / fft_size
-    cols = math.isqrt(max(length - 1, 0)) + 1
+    cols = int(np.sqrt(max(length - 1, 0))) + 1
     rows = -(-length // cols)
     coarse = np.exp(1j * step * (start + cols * np.arange(rows)))
     fine = np.exp(1j * step * np.arange(cols))
-    return np.multiply.outer(coarse, fine).reshape(-1)[:length]
+    return np.outer(coarse, fine).reshape(-1)[:length]
 
 
 def qpsk_sequence(n: int, seed: int) -> np.ndarray:

@@ -347,8 +347,7 @@ class Receiver:
         a, b = buf[s0:s0 + n], buf[s0 + n:s0 + 2 * n]
         lag = complex(np.vdot(a, b))
         cfo_frac = sync.fractional_cfo(lag)
-        pair = (a + b * cmath.exp(-2j * math.pi * cfo_frac)) * phase_ramp(cfo_frac, n, n)
-        cfo = cfo_frac + self._integer_cfo(pair)[0]
+        cfo = cfo_frac + self._integer_cfo(sync.summed_pair(buf, s0, n, n, cfo_frac))[0]
         w, first, fraction = self._fine_timing(buf, lts1 - cp - 2 * d, cfo)
         periodic = abs(lag) ** 2 >= _SURE_LAG_CORRELATION ** 2 * float(np.vdot(a, a).real) * float(np.vdot(b, b).real)
         return cfo, w, first, fraction, periodic and fraction >= _SURE_FRACTION

@@ -255,24 +255,33 @@ class IntegerCfo:
 
 
 @njit
-def matched_filter(samples: np.ndarray, lo: int, n: int, length: int, rot: complex, ramp: np.ndarray,
-                   template_spec: np.ndarray) -> np.ndarray:
-    """Matched-filter output of the LTS pair at lags ``0 .. length − n`` after ``lo``: complex64
-    (length − n + 1,). The pair is ``samples[lo + i] + rot·samples[lo + n + i]`` (i < ``length``) times
-    ``ramp`` (length,) complex64 (the CFO's derotation), correlated with the template whose conjugate
-    spectrum is ``template_spec`` (nfft ≥ length,) by FFT (circular, free of wrap-around for lags up to
-    length − n). Compiled by :func:`radio.jit.njit` (numpy's FFT inside through rocket-fft)."""
-    pair = (samples[lo:lo + length] + samples[lo + n:lo + n + length] * rot) * ramp
+def summed_pair(samples: np.ndarray, lo: int, n: int, length: int, cfo: float) -> np.ndarray:
+    """The LTS pair summed and derotated: ``(x[lo + i] + e^{−j2π·cfo}·x[lo + n + i]) · e^{−j2π·cfo·i/n}`` for
+    i < ``length``, complex64 (length,), ``x = samples`` (the two copies one N apart, CFO ``cfo`` subcarriers
+    still on them; the sum adds them coherently)."""
+    rot = np.complex64(cmath.exp(-2j * math.pi * cfo))
+    return (samples[lo:lo + length] + samples[lo + n:lo + n + length] * rot) * phase_ramp(cfo, n, length).astype(
+        np.complex64)
+
+
+@njit
+def matched_filter(samples: np.ndarray, lo: int, n: int, length: int, cfo: float, template_spec: np.ndarray
+                   ) -> np.ndarray:
+    """Matched-filter output of the :func:`summed_pair` at lags ``0 .. length − n`` after ``lo``: complex64
+    (length − n + 1,), the pair correlated with the template whose conjugate spectrum is ``template_spec``
+    (nfft ≥ length,) by FFT (circular, free of wrap-around for lags up to length − n). Compiled by
+    :func:`radio.jit.njit` (numpy's FFT inside through rocket-fft)."""
+    pair = summed_pair(samples, lo, n, length, cfo)
     return np.fft.ifft(np.fft.fft(pair, template_spec.size) * template_spec)[:length - n + 1]
 
 
 @njit
-def fine_timing(samples: np.ndarray, lo: int, n: int, length: int, rot: complex, ramp: np.ndarray,
-                template_spec: np.ndarray, window: int) -> tuple[int, int, float, float]:
+def fine_timing(samples: np.ndarray, lo: int, n: int, length: int, cfo: float, template_spec: np.ndarray,
+                window: int) -> tuple[int, int, float, float]:
     """(w, first, window energy, received energy): :func:`timing_plateau` of the :func:`matched_filter` taps
     (arguments as there; offsets from ``lo``) and the energy of the ``window + 2n`` samples the plateau
     window's taps saw. One compiled call for :class:`FineTiming`."""
-    taps = matched_filter(samples, lo, n, length, rot, ramp, template_spec)
+    taps = matched_filter(samples, lo, n, length, cfo, template_spec)
     w, first, energy_w = timing_plateau(taps.real.astype(np.float64) ** 2 + taps.imag.astype(np.float64) ** 2,
                                         window + 1)
     rx = samples[lo + w:lo + w + window + 2 * n]
@@ -306,11 +315,6 @@ class FineTiming:
         self._template_energy = float(np.vdot(template, template).real)
         self._self_energy = self_energy
 
-    def _pair_args(self, samples: np.ndarray, lo: int, cfo: float) -> tuple:
-        ramp = phase_ramp(cfo, self.n, self.pair_length).astype(np.complex64)
-        return (np.ascontiguousarray(samples, np.complex64), lo, self.n, self.pair_length,
-                np.complex64(cmath.exp(-2j * math.pi * cfo)), ramp, self._template_spec)
-
     def taps(self, samples: np.ndarray, lo: int, cfo: float) -> np.ndarray:
         """Matched-filter output of the pair (both LTS copies summed) at lags ``0 .. span + window + 1`` after
         ``lo``, complex64 (span + window + 2,), up to a common phase.
@@ -319,7 +323,7 @@ class FineTiming:
             samples: complex IQ with the CFO still on it, covering ``[lo, lo + span + window + 1 + 2N)``.
             cfo: CFO to remove (subcarriers).
         """
-        return matched_filter(*self._pair_args(samples, lo, cfo))
+        return matched_filter(samples, lo, self.n, self.pair_length, cfo, self._template_spec)
 
     def __call__(self, samples: np.ndarray, lo: int, cfo: float) -> tuple[int, int, float]:
         """(w, first_path, fraction): the FFT window start in the middle of the plateau of maximal ISI-free
@@ -329,7 +333,7 @@ class FineTiming:
         n, window = self.n, self.window
         # first path: where the window energy falls below half (a window starting past the first
         # path loses it; the LTS autocorrelation sidelobes alone make the 90 % edge one sample early)
-        w, first, energy_w, rx = fine_timing(*self._pair_args(samples, lo, cfo), window)
+        w, first, energy_w, rx = fine_timing(samples, lo, n, self.pair_length, cfo, self._template_spec, window)
         rx_energy = rx * 2 * n / (2 * n + window)  # of every sample the window's taps saw
         fraction = energy_w * self._template_energy / max(2.0 * self._self_energy * rx_energy, 1e-30)
         return lo + w, lo + first, float(fraction)

@@ -64,6 +64,7 @@ def test_timing_plateau_matches_the_vectorised_rule(seed):
 def test_phase_ramp_equals_the_direct_exponential(length, start):
     want = np.exp(-2j * np.pi * 0.37 / 512 * (start + np.arange(length)))
     np.testing.assert_allclose(phase_ramp(0.37, 512, length, start), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(python_function(phase_ramp)(0.37, 512, length, start), want, rtol=0, atol=1e-12)
 
 
 def test_fine_timing_taps_equal_the_matched_filter_of_the_derotated_pair():
@@ -78,7 +79,9 @@ def test_fine_timing_taps_equal_the_matched_filter_of_the_derotated_pair():
     want = scipy.signal.correlate(pair, rx.layout.preamble.lts_time, mode="valid", method="direct")
     got = ft.taps(x, lo, cfo) * np.exp(-2j * np.pi * cfo / n * lo)  # the taps' phase reference is lo
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())  # single-precision FFTs
-    args = ft._pair_args(x, lo, cfo)
+    args = (x, lo, n, ft.pair_length, cfo, ft._template_spec)
+    np.testing.assert_allclose(python_function(sync.summed_pair)(*args[:5]), sync.summed_pair(*args[:5]), rtol=1e-6)
+    np.testing.assert_allclose(sync.summed_pair(*args[:5]) * np.exp(-2j * np.pi * cfo / n * lo), pair, rtol=0, atol=1e-5)
     np.testing.assert_allclose(python_function(sync.matched_filter)(*args), sync.matched_filter(*args),
                                rtol=0, atol=1e-5 * np.abs(want).max())
     w, first, energy, rx = sync.fine_timing(*args, ft.window)
