@@ -169,36 +169,44 @@ def candidates(metric: np.ndarray, threshold: float, min_gap: int, rounds: int =
 def greedy_peaks(index: np.ndarray, value: np.ndarray, min_gap: int, rounds: int) -> np.ndarray:
     """The rounds of :func:`candidates` on the values above its threshold (ascending metric indices (P,), values
     (P,)): which of them (bool (P,)) are candidates. A round takes every value left that no value left within
-    ± ``min_gap`` indices exceeds, then drops every value within ± ``min_gap`` of those. Loop-shaped (a value's
-    scan stops at the first larger neighbour): compiled by :func:`radio.jit.njit`."""
+    ± ``min_gap`` indices exceeds (a sliding maximum over the values left, monotone queue), then drops every
+    value within ± ``min_gap`` of those (nearest taken one on either side): O(P) per round, also where most of
+    the metric is above the threshold (a wide preset's frame: its data symbols' CPs). Loop-shaped: compiled by
+    :func:`radio.jit.njit`."""
     p = index.size
     left, keep = np.ones(p, np.bool_), np.zeros(p, np.bool_)
+    queue = np.empty(p, np.int64)  # positions of the values left, their values decreasing from head to tail
     for _ in range(rounds):
         new = np.zeros(p, np.bool_)
+        head, tail, r = 0, 0, 0
         for j in range(p):
             if not left[j]:
                 continue
-            new[j] = True
-            lo = j - 1
-            while new[j] and lo >= 0 and index[j] - index[lo] <= min_gap:
-                new[j] = not (left[lo] and value[lo] > value[j])
-                lo -= 1
-            hi = j + 1
-            while new[j] and hi < p and index[hi] - index[j] <= min_gap:
-                new[j] = not (left[hi] and value[hi] > value[j])
-                hi += 1
+            while r < p and index[r] - index[j] <= min_gap:  # values left up to index[j] + min_gap join
+                if left[r]:
+                    while tail > head and value[queue[tail - 1]] <= value[r]:
+                        tail -= 1
+                    queue[tail] = r
+                    tail += 1
+                r += 1
+            while index[j] - index[queue[head]] > min_gap:  # and those before index[j] - min_gap leave
+                head += 1
+            new[j] = value[j] >= value[queue[head]]
         if not new.any():
             break
+        last = -1  # nearest taken value at or before j, then at or after j
         for j in range(p):
             if new[j]:
                 keep[j] = True
-                lo, hi = j, j
-                while lo >= 0 and index[j] - index[lo] <= min_gap:
-                    left[lo] = False
-                    lo -= 1
-                while hi < p and index[hi] - index[j] <= min_gap:
-                    left[hi] = False
-                    hi += 1
+                last = j
+            if last >= 0 and index[j] - index[last] <= min_gap:
+                left[j] = False
+        last = -1
+        for j in range(p - 1, -1, -1):
+            if new[j]:
+                last = j
+            if last >= 0 and index[last] - index[j] <= min_gap:
+                left[j] = False
     return keep
 
 
