@@ -28,7 +28,7 @@ from radio.frame_layout import FrameLayout
 from radio.header import FrameHeader
 from radio.jit import njit
 from radio.ofdm import phase_ramp
-from radio.preamble_detector import PreambleCheck
+from radio.preamble_detector import CheckedCandidates, PreambleCheck
 from radio.snr_estimation import preamble_noise, signal_power, snr_db
 
 _LEAK = 4  # delay-window taps before the first path (leakage of fractional delays)
@@ -261,6 +261,13 @@ class Receiver:
         keep = ~self._shadowed(starts, value, strong, pre_len)
         starts, strong = starts[keep], strong[keep]
         cfo_frac = np.angle(corr_lts[found[keep]]) / (2 * np.pi)
+        # every weak candidate checked in one vectorised call (each batch below takes its share); the few inside
+        # a frame the loop then skips are checked for nothing, which costs less than a call per batch
+        weak = np.flatnonzero(~strong)
+        ready = starts[weak] + self._check.needed() <= buf.size
+        checked = self._check(buf, starts[weak[ready]], cfo_frac[weak[ready]])
+        at = np.full(starts.size, -1)  # candidate -> its row of `checked` (-1: strong, or not ready)
+        at[weak[ready]] = np.arange(ready.sum())
         pos, k = 0, 0
         while k < starts.size:
             # a coarse start up to N before a frame's end may belong to the next frame's preamble
@@ -273,7 +280,7 @@ class Receiver:
             else:  # weak candidates up to the next strong one, checked together (vectorised)
                 run = np.flatnonzero(strong[k:k + _CHECK_BATCH])
                 stop = k + (int(run[0]) if run.size else _CHECK_BATCH)
-                todo = self._screen(starts[k:stop], cfo_frac[k:stop])
+                todo = self._screen(starts[k:stop], cfo_frac[k:stop], at[k:stop], checked)
                 k = stop
             for p, cfo, ready in todo:
                 if p < pos:
@@ -304,19 +311,21 @@ class Receiver:
             shadowed |= (np.abs(starts[side] - starts) < span) & (value[side] > value)
         return shadowed
 
-    def _screen(self, starts: np.ndarray, cfo_frac: np.ndarray) -> list[tuple[int, float, bool]]:
-        """Detection candidates (coarse SC body starts (K,), fractional CFOs (K,)) that pass the coherent
-        LTS-region check, in stream order, as (SC body start placed by the check, fractional CFO, True); then
-        those too close to the buffer end to be checked, as (coarse start, fractional CFO, False) (the caller
-        waits for more samples, or at the stream's end hands them to the decoder unchecked). Two candidates
-        placed on the same preamble are kept once (the better scored)."""
-        ready = starts + self._check.needed() <= self._buf.size
-        checked = self._check(self._buf, starts[ready], cfo_frac[ready])
-        self.stats.screened_candidates += int(np.count_nonzero(~checked.passed))
-        ok = checked.passed
+    def _screen(self, starts: np.ndarray, cfo_frac: np.ndarray, at: np.ndarray, checked: CheckedCandidates
+                ) -> list[tuple[int, float, bool]]:
+        """Detection candidates (coarse SC body starts (K,), fractional CFOs (K,), their rows ``at`` (K,) of the
+        coherent LTS-region check ``checked``, −1 for those too close to the buffer end to be checked) that pass
+        the check, in stream order, as (SC body start placed by the check, fractional CFO, True); then the
+        unchecked ones, as (coarse start, fractional CFO, False) (the caller waits for more samples, or at the
+        stream's end hands them to the decoder unchecked). Two candidates placed on the same preamble are kept
+        once (the better scored)."""
+        ready = at >= 0
+        rows = at[ready]
+        self.stats.screened_candidates += int(np.count_nonzero(~checked.passed[rows]))
+        ok = checked.passed[rows]
         kept: list[tuple[int, float, float]] = []
-        for p, cfo, score in sorted(zip(checked.sc_start[ok].tolist(), cfo_frac[ready][ok].tolist(),
-                                        checked.score[ok].tolist())):
+        for p, cfo, score in sorted(zip(checked.sc_start[rows[ok]].tolist(), cfo_frac[ready][ok].tolist(),
+                                        checked.score[rows[ok]].tolist())):
             if kept and p - kept[-1][0] < self.cfg.fft_size // 2:
                 if score > kept[-1][2]:
                     kept[-1] = (p, cfo, score)
