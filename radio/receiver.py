@@ -47,6 +47,9 @@ _STRONG = 8.0  # a candidate this many times the detection threshold is almost s
 #                unchecked (a 0 dB one reads 15x at the narrow preset, the largest of 2e6 noise samples 5x)
 
 
+_compiled_kernels_run = False  # whether a Receiver of this process has run the compiled kernels (_warm_up)
+
+
 @njit
 def _at_peak(seg: np.ndarray) -> int:
     """How many samples of the non-empty complex ``seg`` have |I| or |Q| at (within 1e-6 of) its peak."""
@@ -191,6 +194,29 @@ class Receiver:
         self._max_beta = (2 * np.pi * self.rx_cfg.max_clock_offset_ppm * 1e-6
                           * self.cfg.symbol_length / self.cfg.fft_size)
         self.reset()
+        if not _compiled_kernels_run:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the compiled kernels once in this process, on a throwaway receiver of this numerology: a
+        synthetic stream of a frame at ~10 dB in noise, and the coherent check on two positions. On a cold numba
+        cache this is where they compile (~20 s), before the caller's stream starts, not on its first frames
+        (a streaming peer waiting for samples would time out); cached, it costs ~0.5 s once per process.
+        Kernels compile per argument types, not sizes, so one numerology warms them for every other."""
+        global _compiled_kernels_run
+        _compiled_kernels_run = True
+        from radio.transmitter import Transmitter  # the receiver needs no transmitter otherwise
+
+        rng = np.random.default_rng(0)
+        frame = Transmitter(self.cfg).modulate(np.exp(2j * np.pi * rng.random(8)), frame_id=0)
+        noise_len = 2 * self.layout.preamble.length
+        x = np.concatenate([np.zeros(noise_len), frame, np.zeros(noise_len)])
+        sigma = math.sqrt(self.cfg.fft_size / self.cfg.num_used_subcarriers / 10)  # ~10 dB per used subcarrier
+        x = (x + sigma * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)) / math.sqrt(2)).astype(
+            np.complex64)
+        rx = Receiver(self.cfg, self.rx_cfg)
+        rx.receive(x, final=True)
+        rx._check(x, np.array([0, noise_len]), np.zeros(2))  # weak candidates' path (strong frames skip it)
 
     # ------------------------------------------------------------------ stream handling
     def reset(self) -> None:
@@ -448,7 +474,7 @@ class Receiver:
             self.stats.rejected_candidates += 1
             return None, 0
         # the channel filter's window: the channel's own support (see _channel_window)
-        taps = self._channel_window(h_ls, n0 / 2, delays) if no_isi else delays
+        taps = self._channel_window(h_ls, n0 / 2, extent, delays) if no_isi else delays
         coef_c = coef if taps == delays else est.coefficients(h_ls, taps)
         h, kept = est.filter(h_ls, coef_c, rxc.channel_estimator, taps, 0.5 * n0 / max(sig, 1e-12))
         ds_s, ds_below = self.ds.estimate(h_ls, n0 / 2)
@@ -569,22 +595,25 @@ class Receiver:
         return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
                       noise_var=mse.reshape(-1)[:length], snr=snr, end=end), end
 
-    def _channel_window(self, h_ls: np.ndarray, noise: float, delays: tuple[int, int]) -> tuple[int, int]:
+    def _channel_window(self, h_ls: np.ndarray, noise: float, extent: int, delays: tuple[int, int]
+                        ) -> tuple[int, int]:
         """Delay window (first, last + 1) of the channel filter for the LS channel ``h_ls`` (U,) (error variance
-        ``noise``) of a channel that fits the CP: its taps above the noise
-        (:meth:`radio.delay_spread.DelaySpreadEstimator.support`) with ``_LEAK`` taps of margin on either side,
-        the width rounded up to a power of two (few distinct bases), inside the SNR estimate's window
-        ``delays``. At the wide presets the FFT window starts mid-CP, so a short channel sits ~cp/2 taps into
-        ``delays``: its own window has a basis ~cp/(2·width) times smaller, and the products with it are
-        memory-bound (1200 × 411 float32 for ``delays`` at wide-30.72). It keeps less noise, and the same
-        margin after the channel as ``delays``."""
+        ``noise``) of a channel that fits the CP: from its first tap above the noise
+        (:meth:`radio.delay_spread.DelaySpreadEstimator.support`) to its last one or its ``extent`` (the SNR
+        window's, whichever is later), with ``_LEAK`` taps of margin on either side, the width rounded up to a
+        power of two (few distinct bases), inside the SNR estimate's window ``delays``. At the wide presets the
+        FFT window starts mid-CP, so a short channel sits ~cp/2 taps into ``delays``: its own window has a basis
+        ~cp/(2·width) times smaller, and the products with it are memory-bound (1200 × 411 float32 for ``delays``
+        at wide-30.72). It keeps less noise. The end reaches ``extent`` (a lower threshold than the support's
+        at low SNR) because a tail the filter misses reads as noise in the header residuals: ending at the
+        support's last tap biased the SNR of 1–3 µs channels at 0 dB by −0.15…−0.3 dB more."""
         if self.cfg.cp_length <= _FULL_CP_WINDOW:  # narrow: ``delays`` is already the CP's few taps
             return delays
         onset, last = self.ds.support(h_ls, noise)
         if onset < 0:
             return delays
         first = max(onset - _LEAK, delays[0])
-        width = 1 << (last + _LEAK - first).bit_length()  # ≥ last + _LEAK + 1 - first taps
+        width = 1 << (max(last, extent) + _LEAK - first).bit_length()  # ≥ last + _LEAK + 1 - first taps
         return delays if first + width >= delays[1] else (first, first + width)
 
     @staticmethod

@@ -243,3 +243,24 @@ def test_at_peak_counts_the_saturated_samples_on_both_paths():
     seg[[7, 50, 51]] = 1.0 + 0.2j  # |I| at the rail
     seg[90] = 0.1 - 1.0j           # |Q| at the rail
     assert _at_peak(seg) == python_function(_at_peak)(seg) == 4
+
+
+@pytest.mark.skipif(not radio.jit.ENABLED, reason="kernels run uncompiled (no numba / rocket-fft, or DEKAG_NO_JIT)")
+def test_the_first_receiver_of_a_process_runs_the_kernels_it_calls_before_any_stream():
+    """A cold numba cache compiles for ~20 s: on a streaming link's first frames that stalls the peer into a
+    timeout, so the first Receiver of a process runs them at construction. Checked in a fresh process."""
+    import subprocess
+    import sys
+    called = {"sync": ["_cir_search", "fine_timing", "greedy_peaks", "summed_pair", "window_sums"],
+              "preamble_detector": ["best_placement", "best_window", "folded_spectra"],
+              "channel_estimation": ["_lmmse", "_project", "equalize_payload", "header_soft_values",
+                                     "known_symbol_residuals"],
+              "delay_spread": ["_kept_power", "rms_delay_spread"], "header_code": ["_nearest_codewords"],
+              "ofdm": ["_demodulate", "phase_ramp"], "receiver": ["_at_peak"]}
+    script = ("import importlib, radio\n"
+              "radio.Receiver(radio.FrameConfig(preset='wide-7.68'))\n"
+              f"called = {called!r}\n"
+              "print(sorted(f'{m}.{k}' for m, ks in called.items() for k in ks\n"
+              "             if not getattr(importlib.import_module('radio.' + m), k).signatures))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
