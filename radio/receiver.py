@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import cmath
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import scipy.special
@@ -387,7 +387,8 @@ class Receiver:
         periodic = abs(lag) ** 2 >= _SURE_LAG_CORRELATION ** 2 * float(np.vdot(a, a).real) * float(np.vdot(b, b).real)
         return cfo, w, first, fraction, periodic and fraction >= _SURE_FRACTION
 
-    def _decode(self, p: int, cfo_frac: float, final: bool) -> tuple[ReceivedFrame | None, int]:
+    def _decode(self, p: int, cfo_frac: float, final: bool, skip: int | None = None
+                ) -> tuple[ReceivedFrame | None, int]:
         cfg, rxc, lay = self.cfg, self.rx_cfg, self.layout
         buf, n, cp, gp = self._buf, cfg.fft_size, cfg.cp_length, cfg.preamble_cp_length
         d = sync.DECIMATION
@@ -415,12 +416,13 @@ class Receiver:
                 self.stats.truncated_frames += 1
                 return None, 0
             raise _Wait
-        verified = []
-        for s in sorted((s for s in (early, early + n) if s - 2 * cp - 2 * d >= 0), key=lambda s: abs(s - expected)):
-            verified.append(self._verify(s))
+        verified = []  # (LTS start, CFO, w, first path, fraction, unambiguous)
+        for s in sorted((s for s in (early, early + n) if s - 2 * cp - 2 * d >= 0 and s != skip),
+                        key=lambda s: abs(s - expected)):
+            verified.append((s, *self._verify(s)))
             if verified[-1][-1]:
                 break
-        cfo, w, first, fraction, _ = max(verified, key=lambda r: r[3], default=(0.0, 0, 0, 0.0, False))
+        lts1, cfo, w, first, fraction, _ = max(verified, key=lambda r: r[4], default=(0, 0.0, 0, 0, 0.0, False))
         if fraction < rxc.verify_threshold or self._buf_start + w < self._lts_floor:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
@@ -520,6 +522,13 @@ class Receiver:
             return None, 0
         bits = lay.header.decode(soft, n0)
         header = None if bits is None else FrameHeader.from_bits(bits)
+        if header is None and skip is None and any(v[0] != lts1 and v[4] >= rxc.verify_threshold for v in verified):
+            # the other verified LTS start (one N away: at the wide presets the guard, 0.875 N long, makes the
+            # pair one N early nearly as periodic, and at low SNR its matched filter can hold more) is decoded
+            # before this one is given up: its frame, if its header decodes
+            retried = self._retry(p, cfo_frac, final, lts1)
+            if retried is not None:
+                return retried
         bad = ("header_crc" if header is None
                else "numerology_mismatch" if header.numerology_id != cfg.numerology_id
                else "bad_length" if header.payload_len > cfg.max_payload_symbols else None)
@@ -594,6 +603,20 @@ class Receiver:
         self.stats.frames_ok += 1
         return report("ok", header=header, symbols=xhat.reshape(-1)[:length],
                       noise_var=mse.reshape(-1)[:length], snr=snr, end=end), end
+
+    def _retry(self, p: int, cfo_frac: float, final: bool, skip: int) -> tuple[ReceivedFrame, int] | None:
+        """:meth:`_decode` of candidate ``p`` without LTS start ``skip``: its result when the header decoded
+        (CRC passed), else None with the receiver's state (counters, LTS floor, DC offset) as before the try."""
+        saved = (replace(self.stats), self._lts_floor, self._dc)
+        try:
+            frame, end = self._decode(p, cfo_frac, final, skip=skip)
+        except _Wait:
+            self.stats, self._lts_floor, self._dc = saved
+            raise
+        if frame is not None and frame.header is not None:
+            return frame, end
+        self.stats, self._lts_floor, self._dc = saved
+        return None
 
     def _channel_window(self, h_ls: np.ndarray, noise: float, extent: int, delays: tuple[int, int]
                         ) -> tuple[int, int]:
