@@ -83,21 +83,18 @@ def _cir_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarr
 
 
 @njit
-def _kept_power(h: np.ndarray, taper: np.ndarray, pos: np.ndarray, hole: np.ndarray, hole_nb: np.ndarray,
-                bins: np.ndarray, n: int, delays: np.ndarray, floor: float, floor_factor: float, relative: float
-                ) -> tuple[np.ndarray, int]:
-    """:func:`_cir_power` less the noise ``floor`` on the taps above ``max(floor_factor·floor, relative·max)``, zero
-    on the others: (kept power (L,), index of the last kept tap, −1 if none)."""
-    p = _cir_power(h, taper, pos, hole, hole_nb, bins, n, delays)
+def _kept_power(p: np.ndarray, floor: float, floor_factor: float, relative: float) -> tuple[np.ndarray, int]:
+    """The impulse-response power ``p`` (L,) (:func:`_cir_power`) less the noise ``floor`` on the taps above
+    ``max(floor_factor·floor, relative·max)``, zero on the others: (kept power (L,), a new array; index of the last
+    kept tap, −1 if none)."""
     level = max(floor_factor * floor, relative * p.max())
+    kept = np.zeros(p.size)
     last = -1
     for i in range(p.size):
         if p[i] > level:
-            p[i] -= floor
+            kept[i] = p[i] - floor
             last = i
-        else:
-            p[i] = 0.0
-    return p, last
+    return kept, last
 
 
 class DelaySpreadEstimator:
@@ -153,15 +150,13 @@ class DelaySpreadEstimator:
         """Noise power per tap of the tapered inverse FFT of a channel with error variance ``noise``."""
         return noise * float(np.dot(taper, taper)) / self.n ** 2
 
-    def _kept(self, h: np.ndarray, noise: float, taper: np.ndarray, floor_factor: float, relative: float
-              ) -> tuple[np.ndarray, int]:
-        """:func:`_kept_power` of ``h`` (U,) with error variance ``noise`` through ``taper``."""
-        return _kept_power(np.asarray(h, np.complex128), taper, self._pos, self._hole, self._hole_nb, self._bins,
-                           self.n, self.delays, self._floor(noise, taper), floor_factor, relative)
-
     def _spread_samples(self, h: np.ndarray, noise: float, subtract: bool = True) -> float:
-        p, _ = self._kept(h, noise, self._taper_pdp, self._threshold, 10 ** (-_SIDELOBE_DB / 10))
-        s = rms_delay_spread(p, self._delays_f)
+        return self._spread_of(*self.impulse_response_power(h, noise), subtract=subtract)
+
+    def _spread_of(self, p: np.ndarray, floor: float, subtract: bool = True) -> float:
+        """RMS delay spread (samples) of the ``"pdp"`` impulse-response power ``p`` with noise ``floor`` per tap."""
+        kept, _ = _kept_power(p, floor, self._threshold, 10 ** (-_SIDELOBE_DB / 10))
+        s = rms_delay_spread(kept, self._delays_f)
         return float(np.sqrt(max(s ** 2 - self.kernel_var, 0.0))) if subtract else s
 
     def pdp(self, h: np.ndarray, noise: float) -> float:
@@ -203,12 +198,16 @@ class DelaySpreadEstimator:
     def extent(self, h: np.ndarray, noise: float) -> int:
         """Last delay (samples) whose |CIR|² is above the noise threshold and the taper's sidelobes
         (−25 dB below the strongest tap); −1 if none."""
-        _, last = self._kept(h, noise, self._taper_extent, 2 * _NOISE_THRESHOLD, 3e-3)
+        _, last = _kept_power(*self.impulse_response_power(h, noise, self._taper_extent), 2 * _NOISE_THRESHOLD, 3e-3)
         return int(self.delays[last]) if last >= 0 else -1
 
-    def support(self, h: np.ndarray, noise: float) -> tuple[int, int]:
-        """First and last delay (samples) whose |CIR|² is above the ``"pdp"`` estimator's noise threshold (noise
-        alone puts :data:`_FALSE_TAPS` taps above it), with its taper (sidelobes below −55 dB): every tap a
-        channel filter must keep, up to ~50 dB above the per-tap noise floor; (−1, −1) if none."""
-        p, last = self._kept(h, noise, self._taper_pdp, self._threshold, 0.0)
-        return (int(self.delays[np.argmax(p > 0)]), int(self.delays[last])) if last >= 0 else (-1, -1)
+    def estimate_and_support(self, h: np.ndarray, noise: float) -> tuple[tuple[float, bool], tuple[int, int]]:
+        """:meth:`estimate`, and the channel's support: the first and last delay (samples) whose |CIR|² is above
+        the ``"pdp"`` estimator's noise threshold (noise alone puts :data:`_FALSE_TAPS` taps above it), with its
+        taper (sidelobes below −55 dB), (−1, −1) if none: every tap a channel filter must keep, up to ~50 dB
+        above the per-tap noise floor. With the ``"pdp"`` method both come from one impulse response."""
+        p, floor = self.impulse_response_power(h, noise)
+        kept, last = _kept_power(p, floor, self._threshold, 0.0)
+        support = (int(self.delays[np.argmax(kept > 0)]), int(self.delays[last])) if last >= 0 else (-1, -1)
+        tau = self._spread_of(p, floor) / self.fs if self.method == "pdp" else getattr(self, self.method)(h, noise)
+        return self.resolve(tau), support

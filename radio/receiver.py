@@ -290,10 +290,10 @@ class Receiver:
         # every weak candidate checked in one vectorised call (each batch below takes its share); the few inside
         # a frame the loop then skips are checked for nothing, which costs less than a call per batch
         weak = np.flatnonzero(~strong)
-        ready = starts[weak] + self._check.needed() <= buf.size
-        checked = self._check(buf, starts[weak[ready]], cfo_frac[weak[ready]])
-        at = np.full(starts.size, -1)  # candidate -> its row of `checked` (-1: strong, or not ready)
-        at[weak[ready]] = np.arange(ready.sum())
+        checkable = weak[starts[weak] + self._check.needed() <= buf.size]
+        checked = self._check(buf, starts[checkable], cfo_frac[checkable])
+        at = np.full(starts.size, -1)  # candidate -> its row of `checked` (-1: strong, or too near the end)
+        at[checkable] = np.arange(checkable.size)
         pos, k = 0, 0
         while k < starts.size:
             # a coarse start up to N before a frame's end may belong to the next frame's preamble
@@ -475,11 +475,15 @@ class Receiver:
             self.stats.candidates += 1
             self.stats.rejected_candidates += 1
             return None, 0
-        # the channel filter's window: the channel's own support (see _channel_window)
-        taps = self._channel_window(h_ls, n0 / 2, extent, delays) if no_isi else delays
+        # the channel filter's window: at the wide presets the channel's own taps (see _channel_window), at narrow
+        # ``delays`` (already the CP's few taps)
+        if no_isi and cp > _FULL_CP_WINDOW:
+            (ds_s, ds_below), support = self.ds.estimate_and_support(h_ls, n0 / 2)
+            taps = self._channel_window(support, extent, delays)
+        else:
+            (ds_s, ds_below), taps = self.ds.estimate(h_ls, n0 / 2), delays
         coef_c = coef if taps == delays else est.coefficients(h_ls, taps)
         h, kept = est.filter(h_ls, coef_c, rxc.channel_estimator, taps, 0.5 * n0 / max(sig, 1e-12))
-        ds_s, ds_below = self.ds.estimate(h_ls, n0 / 2)
         cfo_hz = cfo * cfg.subcarrier_spacing_hz
 
         def report(status: str, header=None, symbols=None, noise_var=None, snr=None, end=None):
@@ -618,21 +622,19 @@ class Receiver:
         self.stats, self._lts_floor, self._dc = saved
         return None
 
-    def _channel_window(self, h_ls: np.ndarray, noise: float, extent: int, delays: tuple[int, int]
-                        ) -> tuple[int, int]:
-        """Delay window (first, last + 1) of the channel filter for the LS channel ``h_ls`` (U,) (error variance
-        ``noise``) of a channel that fits the CP: from its first tap above the noise
-        (:meth:`radio.delay_spread.DelaySpreadEstimator.support`) to its last one or its ``extent`` (the SNR
-        window's, whichever is later), with ``_LEAK`` taps of margin on either side, the width rounded up to a
-        power of two (few distinct bases), inside the SNR estimate's window ``delays``. At the wide presets the
-        FFT window starts mid-CP, so a short channel sits ~cp/2 taps into ``delays``: its own window has a basis
-        ~cp/(2·width) times smaller, and the products with it are memory-bound (1200 × 411 float32 for ``delays``
-        at wide-30.72). It keeps less noise. The end reaches ``extent`` (a lower threshold than the support's
-        at low SNR) because a tail the filter misses reads as noise in the header residuals: ending at the
-        support's last tap biased the SNR of 1–3 µs channels at 0 dB by −0.15…−0.3 dB more."""
-        if self.cfg.cp_length <= _FULL_CP_WINDOW:  # narrow: ``delays`` is already the CP's few taps
-            return delays
-        onset, last = self.ds.support(h_ls, noise)
+    @staticmethod
+    def _channel_window(support: tuple[int, int], extent: int, delays: tuple[int, int]) -> tuple[int, int]:
+        """Delay window (first, last + 1) of the channel filter for a channel that fits the CP: from the first tap
+        of its ``support`` (above the noise: :meth:`radio.delay_spread.DelaySpreadEstimator.estimate_and_support`)
+        to the last one or its ``extent`` (the SNR window's, whichever is later), with ``_LEAK`` taps of margin on
+        either side, the width rounded up to a power of two (few distinct bases), inside the SNR estimate's
+        window ``delays``. At the wide presets the FFT window starts mid-CP, so a short channel sits ~cp/2 taps
+        into ``delays``: its own window has a basis ~cp/(2·width) times smaller, and the products with it are
+        memory-bound (1200 × 411 float32 for ``delays`` at wide-30.72). It keeps less noise. The end reaches
+        ``extent`` (a lower threshold than the support's at low SNR) because a tail the filter misses reads as
+        noise in the header residuals: ending at the support's last tap biased the SNR of 1–3 µs channels at
+        0 dB by −0.15…−0.3 dB more."""
+        onset, last = support
         if onset < 0:
             return delays
         first = max(onset - _LEAK, delays[0])

@@ -92,8 +92,7 @@ def test_cir_power_equals_the_tapered_inverse_fft(preset):
     tau = np.sqrt(np.sum(kept * ds.delays ** 2) / kept.sum() - (np.sum(kept * ds.delays) / kept.sum()) ** 2)
     for kept_power, rms in ((delay_spread._kept_power, delay_spread.rms_delay_spread),
                             (python_function(delay_spread._kept_power), python_function(delay_spread.rms_delay_spread))):
-        got, got_last = kept_power(h, ds._taper_pdp, ds._pos, ds._hole, ds._hole_nb, ds._bins, ds.n, ds.delays,
-                                   floor, 3.0, 0.05)
+        got, got_last = kept_power(want, floor, 3.0, 0.05)
         np.testing.assert_allclose(got, kept, rtol=1e-9, atol=1e-12 * want.max())
         assert got_last == last
         assert rms(got, ds.delays.astype(float)) == pytest.approx(tau, rel=1e-9)
