@@ -74,16 +74,17 @@ class World:
         return self.cloud if which == "cloud" else self.edge
 
     @torch.no_grad()
-    def class_accuracy(self, classify, per_class: int = 8, seed: int = 0) -> dict[str, list[float]]:
+    def class_accuracy(self, classify, per_class: int = 8, seed: int = 0, **sampling) -> dict[str, list[float]]:
         """Per model (``cloud``, ``edge``) and class 0..9: the fraction of ``per_class`` generated images (prompt
-        "a photo of a <class>", seeds ``seed…``) that ``classify(images [B,3,32,32]) → labels [B]`` gives the
-        prompted class (e.g. :meth:`dekag.miniature.judge.Judge.predict`)."""
+        "a photo of a <class>", seeds ``seed…``, ``sampling`` as for :meth:`generate_images`) that
+        ``classify(images [B,3,32,32]) → labels [B]`` gives the prompted class (e.g.
+        :meth:`dekag.miniature.judge.Judge.predict`)."""
         prompts = [D.prompt_for(c, D.TRAIN_TEMPLATES[0]) for c in range(10) for _ in range(per_class)]
         labels = torch.arange(10).repeat_interleave(per_class)
         seeds = [seed + i % per_class for i in range(len(prompts))]
         out = {}
         for which in ("cloud", "edge"):
-            pred = classify(self.generate_images(which, prompts, seeds))
+            pred = classify(self.generate_images(which, prompts, seeds, **sampling))
             out[which] = [(pred[labels == c] == c).float().mean().item() for c in range(10)]
         return out
 

@@ -49,13 +49,19 @@ def test_the_dataset_is_a_function_of_its_seed():
         D.render_digits(("NoSuchFont.ttf",), 1)
 
 
-def test_the_shipped_world_records_its_dataset_and_a_better_cloud(world):
-    """world.json fingerprints the dataset it was trained on; the teacher draws every class (judge accuracy, 40
-    seeds per class, measured by train_world) and is nowhere more than one image in 40 below the edge."""
+def test_the_shipped_world_records_its_dataset_and_a_teacher_that_draws_every_class(world):
+    """world.json fingerprints the dataset it was trained on; the teacher draws every class (judge accuracy,
+    64 seeds per class at the package's sampler settings, measured by train_world) and is on no class
+    significantly below the edge (one-sided Fisher exact test at 5 %; the old world's cloud, 0.12 on "eight"
+    against the edge's 0.9, fails it), while the edge cannot draw the subject."""
+    from scipy.stats import fisher_exact
+
     assert world.manifest["dataset"]["sha256"] == D.dataset_sha256(world.dataset)
-    acc = world.manifest["judge_accuracy"]
-    assert min(acc["cloud"]) >= 0.95
-    assert all(c >= e - 1 / 40 for c, e in zip(acc["cloud"], acc["edge"]))
+    acc, n = world.manifest["judge_accuracy"], world.manifest["judge"]["sampling"]["per_class"]
+    assert n >= 64 and min(acc["cloud"]) >= 0.9
+    for c, e in zip(acc["cloud"], acc["edge"]):
+        k_c, k_e = round(c * n), round(e * n)
+        assert fisher_exact([[k_c, n - k_c], [k_e, n - k_e]], alternative="less").pvalue > 0.05
     assert acc["edge"][world.subject_class] <= 0.1
 
 
