@@ -51,8 +51,12 @@ class Judge:
 
     def typical(self, images: torch.Tensor) -> torch.Tensor:
         """Bool ``[B]``: the image's nearest neighbour in the world's dataset is within ``typical_distance``."""
-        flat = torch.as_tensor(_flat(self._resize(images)))
-        return torch.cdist(flat, self.reference).min(1).values <= self.typical_distance
+        return torch.cdist(self.grey(images), self.reference).min(1).values <= self.typical_distance
+
+    def grey(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` in [-1, 1] as the judge sees them: grey ``[B, image_size²]`` in [0, 1], the
+        space of ``reference`` and ``typical_distance``."""
+        return torch.as_tensor(_flat(self._resize(images)))
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
