@@ -1,10 +1,14 @@
 """Shared pytest configuration: the ``hardware`` tier runs only with a Pluto URI; tiny real-architecture model
-folders (session)."""
+folders (session); the benchmark scripts of ``bench/`` as modules."""
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,6 +28,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def pluto_uri(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--pluto-uri")
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """``load_bench(name)`` → the module of ``bench/<name>.py`` (the scripts are not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

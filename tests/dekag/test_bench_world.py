@@ -1,28 +1,15 @@
 """bench/world_samples.py (the README's sample sheet of cloud, unaligned edge and edge + package) and
 bench/world_quality.py (is the cloud the better model, beside real digits)."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from dekag.miniature import data as D
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench(name: str = "world_samples"):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_sample_sheet_panels_share_prompts_and_seeds_and_only_the_package_changes_the_edge(tmp_path):
+def test_sample_sheet_panels_share_prompts_and_seeds_and_only_the_package_changes_the_edge(tmp_path, load_bench):
     from dekag.downlink import load_downlink
     from dekag.miniature.world import load_world
 
     torch.set_num_threads(1)
-    mod, world = _bench(), load_world()
+    mod, world = load_bench("world_samples"), load_world()
     downlink = load_downlink(world=world)
     panels = mod.sample_sheet(world, downlink, [400_000, 400_001], steps=3)
     assert list(panels) == ["cloud", "edge, unaligned", "edge + package"]
@@ -35,11 +22,11 @@ def test_sample_sheet_panels_share_prompts_and_seeds_and_only_the_package_change
     assert (tmp_path / "sheet.png").stat().st_size > 1000
 
 
-def test_world_quality_scores_a_real_digit_as_the_ceiling_and_counts_paired_wins(tmp_path):
+def test_world_quality_scores_a_real_digit_as_the_ceiling_and_counts_paired_wins(tmp_path, load_bench):
     from dekag.miniature.judge import fit_judge
     from dekag.miniature.world import load_world
 
-    mod, world, judge = _bench("world_quality"), load_world(), fit_judge()
+    mod, world, judge = load_bench("world_quality"), load_world(), fit_judge()
     sevens = world.dataset.images[world.dataset.labels == 7][:3]
     s = mod.scores(judge, world, sevens, 7)
     assert s["correct"].all() and s["typical"].all() and bool((s["nearest"] < 0.01).all())   # cdist rounding

@@ -1,18 +1,12 @@
 """Smoke check of the digital-baseline bench (stand-in latents, 3 SNRs, 2 channels); no timing assertions."""
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "digital_baseline.py"
 
-
-def test_digital_baseline_bench_smoke(tmp_path):
+def test_digital_baseline_bench_smoke(tmp_path, load_bench):
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("bench_digital_baseline", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("digital_baseline")
     out = tmp_path / "digital.json"
     report = mod.main(["--smoke", "--out", str(out)])
     saved = json.loads(out.read_text())

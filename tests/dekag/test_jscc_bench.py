@@ -1,24 +1,13 @@
 """Smoke check of the T-KA benchmarks (tiny training and grid); no timing assertions."""
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_tka_bench_smoke(tmp_path):
+def test_tka_bench_smoke(tmp_path, load_bench):
     torch.set_num_threads(1)
     out = tmp_path / "tka.json"
-    report = _load("tka").main(["--smoke", "--source", "standin", "--run-dir", str(tmp_path / "run"),
+    report = load_bench("tka").main(["--smoke", "--source", "standin", "--run-dir", str(tmp_path / "run"),
                                 "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["rows"] == report["rows"] and out.with_suffix(".png").is_file()
@@ -36,18 +25,18 @@ def test_tka_bench_smoke(tmp_path):
     assert all(r["latent_psnr_db"] > 0 for r in saved["rows"])
 
 
-def test_cala_impl_bench_smoke(tmp_path):
+def test_cala_impl_bench_smoke(tmp_path, load_bench):
     torch.set_num_threads(1)
-    rows = _load("cala_impl").main(["--smoke", "--out", str(tmp_path / "c.json")])["rows"]
+    rows = load_bench("cala_impl").main(["--smoke", "--out", str(tmp_path / "c.json")])["rows"]
     assert all(r["max_abs_output_difference"] < 1e-4 for r in rows)
     assert all(r["trainable_params_plain"] == r["trainable_params_peft"] for r in rows)
 
 
-def test_closed_loop_bench_smoke(tmp_path):
+def test_closed_loop_bench_smoke(tmp_path, load_bench):
     """The real-pipeline evaluation runs end to end: every method measured on the same frames, lost frames
     counted (their PSNR is never above the no-data chance level), gate sweeps and a figure written."""
     out = tmp_path / "cl.json"
-    report = _load("closed_loop").main(["--smoke", "--out", str(out)])
+    report = load_bench("closed_loop").main(["--smoke", "--out", str(out)])
     lat = report["latent"]
     assert {"cala_estimated", "cala_genie", "cala_fixed@10", "enc_only@10", "dec_only@10"} <= set(lat)
     assert len({v["frames"] for v in lat.values()}) == 1                   # same frames for every method
@@ -58,9 +47,9 @@ def test_closed_loop_bench_smoke(tmp_path):
     rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert len(rows) == sum(v["frames"] for v in lat.values())
     # a rerun with the same set-up resumes; rows of another set-up (here: other codecs) are not reused
-    assert _load("closed_loop").main(["--smoke", "--out", str(out)])["latent"] == lat
+    assert load_bench("closed_loop").main(["--smoke", "--out", str(out)])["latent"] == lat
     stale = [{**r, "setup": "another"} for r in rows[:3]]
     out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
-    _load("closed_loop").main(["--smoke", "--out", str(out)])
+    load_bench("closed_loop").main(["--smoke", "--out", str(out)])
     rerun = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert len(rerun) == len(rows) and {r["setup"] for r in rerun} == {rows[0]["setup"]} != {"another"}

@@ -1,19 +1,14 @@
 """Smoke check of bench/emulator_throughput.py (tiny sizes; no timing assertion)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "emulator_throughput.py"
 
-
-def test_emulator_throughput_bench_smoke(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("emulator_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_emulator_throughput_bench_smoke(tmp_path: Path, load_bench) -> None:
+    module = load_bench("emulator_throughput")
     out = tmp_path / "et.json"
     rows = module.main(["--smoke", "--out", str(out)])
     report = json.loads(out.read_text())
@@ -23,11 +18,8 @@ def test_emulator_throughput_bench_smoke(tmp_path: Path) -> None:
     assert rows[0]["case"] == "static" and rows[0]["sionna_timechannel_b1_cpu_msps"] > 0
 
 
-def test_estimator_grid_bench_smoke(tmp_path: Path) -> None:
-    path = BENCH.parent / "estimator_grid.py"
-    spec = importlib.util.spec_from_file_location("estimator_grid", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_estimator_grid_bench_smoke(tmp_path: Path, load_bench) -> None:
+    module = load_bench("estimator_grid")
     out = tmp_path / "eg.json"
     rows = module.main(["--smoke", "--out", str(out)])
     report = json.loads(out.read_text())
