@@ -32,7 +32,7 @@ def sample_sheet(world, downlink, seeds: list[int], steps: int) -> dict[str, tor
     """``{panel: images [10, len(seeds), 3, 32, 32]}`` for the cloud, the unaligned and the aligned edge."""
     sampling = {**downlink.sampling, "num_inference_steps": steps}
     words = [D.prompt_for(c, D.TRAIN_TEMPLATES[0]) for c in range(10)]
-    aligned = [p.replace(downlink.subject_word, downlink.metaword) for p in words]
+    aligned = [" ".join(downlink.metaword if w == downlink.subject_word else w for w in p.split(" ")) for p in words]
     panels = {"cloud": (world.cloud, words), "edge, unaligned": (world.fresh_edge(), words),
               "edge + package": (downlink.aligned_edge(world), aligned)}
     out = {}
