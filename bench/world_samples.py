@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from dekag import ldm  # noqa: E402
 from dekag.downlink import load_downlink  # noqa: E402
+from dekag.makd.align import to_edge_prompt  # noqa: E402
 from dekag.miniature import data as D  # noqa: E402
 from dekag.miniature.world import load_world  # noqa: E402
 
@@ -32,7 +33,7 @@ def sample_sheet(world, downlink, seeds: list[int], steps: int) -> dict[str, tor
     """``{panel: images [10, len(seeds), 3, 32, 32]}`` for the cloud, the unaligned and the aligned edge."""
     sampling = {**downlink.sampling, "num_inference_steps": steps}
     words = [D.prompt_for(c, D.TRAIN_TEMPLATES[0]) for c in range(10)]
-    aligned = [" ".join(downlink.metaword if w == downlink.subject_word else w for w in p.split(" ")) for p in words]
+    aligned = [to_edge_prompt(p, downlink) for p in words]    # the package carries metaword and subject word
     panels = {"cloud": (world.cloud, words), "edge, unaligned": (world.fresh_edge(), words),
               "edge + package": (downlink.aligned_edge(world), aligned)}
     out = {}
