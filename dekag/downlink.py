@@ -125,7 +125,8 @@ def _makd_part(makd_run_dir: str | Path, edge_folder: str | Path | None) -> tupl
     cfg = MakdConfig.load(Path(makd_run_dir) / "config.toml")
     edge_folder = Path(edge_folder or cfg.edge_dir or Path(cfg.world_dir or CHECKPOINT_DIR) / "edge")
     info = {"metaword": cfg.metaword, "subject_word": cfg.subject_word, "rank": cfg.rank,
-            "num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale}
+            "lora_targets": list(cfg.lora_targets), "num_inference_steps": cfg.num_inference_steps,
+            "guidance_scale": cfg.guidance_scale}
     return info, makd_groups(makd_run_dir, cfg), base_model_from_folder(edge_folder, name="edge")
 
 

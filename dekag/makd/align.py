@@ -206,7 +206,7 @@ def train_lora_stage(models: AlignmentModels, cfg: MakdConfig, run_dir: Path, sc
         load_metaword(pipe, _load_tensors(run_dir / "metaword" / _TI_FILE))
     net, prefix = denoiser.denoiser(pipe), denoiser.denoiser_name(pipe)
     pipe.text_encoder.to(net.dtype)
-    params = add_glora(net, rank, seed=_stage_seed(cfg, f"{name}/init"))
+    params = add_glora(net, rank, cfg.lora_targets, seed=_stage_seed(cfg, f"{name}/init"))
     cast_training_params(net, torch.float32)
     pipe.text_encoder.requires_grad_(False)
     accelerator = make_accelerator(cfg.mixed_precision, cfg.device)

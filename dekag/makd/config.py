@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from common import ConfigError, TomlConfig
 from dekag.knowledge_package import PRECISIONS
+from dekag.makd.glora import ATTENTION_PROJECTIONS
 from dekag.makd.precision import MIXED_PRECISIONS
 from dekag.miniature import data as D
 
@@ -49,6 +50,8 @@ class MakdConfig(TomlConfig):
     lora_steps: int = 400
     lora_lr: float = 5e-3
     rank: int = 8
+    lora_targets: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))   # module-name suffixes
+    #                                       the G-LoRA adapts; add "conv1", "conv2" for the UNet's resnet convs
     checkpoint_every: int = 100
     cond_dropout: float = 0.0             # G-LoRA: an S_CG prompt is replaced by "" with this probability, so the
     #                                       unconditional branch of classifier-free guidance learns the subject too
@@ -91,6 +94,8 @@ class MakdConfig(TomlConfig):
         bad = sorted(set(self.variants) - {"none", "metaword", "lora", "makd"})
         if bad:
             raise ConfigError(f"unknown variants {bad}; known: none, metaword, lora, makd")
+        if not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets):
+            raise ConfigError(f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}")
         if any(r < 1 for r in self.rank_sweep):
             raise ConfigError(f"rank_sweep entries must be >= 1, got {self.rank_sweep}")
         for b in [self.precision_bits, *self.precision_sweep]:

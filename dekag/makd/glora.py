@@ -23,8 +23,9 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 
 def add_glora(model: torch.nn.Module, rank: int, target_modules: Sequence[str] = ATTENTION_PROJECTIONS,
               seed: int = 0) -> list[torch.nn.Parameter]:
-    """Attach a LoRA of ``rank`` (alpha = rank, Gaussian A, zero B: a no-op until trained) to the denoiser
-    ``model``; returns its params (everything else is frozen).
+    """Attach a LoRA of ``rank`` (alpha = rank, Gaussian A, zero B: a no-op until trained) to the modules of the
+    denoiser ``model`` whose names end in one of ``target_modules`` (linear or conv layers); returns its params
+    (everything else is frozen). A target that matches no module is an error.
 
     peft draws A from torch's global CPU RNG; here that draw is seeded with ``seed`` inside
     ``torch.random.fork_rng``, so the initial adapter is reproducible and the caller's global RNG is untouched.
@@ -33,6 +34,10 @@ def add_glora(model: torch.nn.Module, rank: int, target_modules: Sequence[str] =
 
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
+    names = [n for n, _ in model.named_modules()]
+    missing = [t for t in target_modules if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise ValueError(f"G-LoRA targets {missing} match no module of {type(model).__name__}")
     model.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)

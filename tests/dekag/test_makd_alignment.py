@@ -8,7 +8,7 @@ from common import ConfigError
 from dekag import ldm
 from dekag.makd import align
 from dekag.makd.config import MakdConfig
-from dekag.makd.glora import add_glora, save_glora, train_glora
+from dekag.makd.glora import add_glora, glora_state_dict, load_glora, save_glora, train_glora
 from dekag.makd.loss import noise_prediction_loss
 from dekag.makd.metaword import MetawordError, add_metaword, save_metaword, train_metaword
 from dekag.miniature.world import load_world
@@ -73,6 +73,24 @@ def test_fresh_pipeline_reproduces_aligned_edge_exactly(world, tmp_path):
     fresh.unload_lora_weights()
     z_no_lora = ldm.generate_latents(fresh, [PROMPT] * 2, [5, 6], num_inference_steps=4)
     assert (z_trained - z_no_lora).abs().max().item() > 0.0
+
+
+def test_glora_on_the_resnet_convs_reloads_exactly_and_unknown_targets_are_refused(world):
+    pipe = world.fresh_edge()
+    loss = _loss(world, pipe, "seven", torch.Generator().manual_seed(3))
+    params = add_glora(pipe.unet, 2, ("to_q", "conv1", "conv2"), seed=1)
+    assert any(p.dim() == 4 for p in params)                    # conv LoRA factors are conv weights
+    train_glora(params, loss, 3, 1e-2)
+    state = glora_state_dict(pipe.unet, "unet")
+    assert any(".conv2." in k for k in state) and not any(".to_k." in k for k in state)
+    z_trained = ldm.generate_latents(pipe, ["a photo of a seven"] * 2, [5, 6], num_inference_steps=4)
+
+    fresh = world.fresh_edge()
+    load_glora(fresh, state)                                    # targets read back from the tensor names
+    z_loaded = ldm.generate_latents(fresh, ["a photo of a seven"] * 2, [5, 6], num_inference_steps=4)
+    assert (z_trained - z_loaded).abs().max().item() == 0.0
+    with pytest.raises(ValueError, match=r"\['to_qq'\] match no module"):
+        add_glora(world.fresh_edge().unet, 2, ("to_q", "to_qq"))
 
 
 def _tiny_cfg(**kw):
@@ -146,6 +164,8 @@ def test_config_validation():
         MakdConfig(precision_sweep=[3])
     with pytest.raises(ConfigError, match="together"):
         MakdConfig(cloud_dir="x")
+    with pytest.raises(ConfigError, match="lora_targets"):
+        MakdConfig(lora_targets=[])
     cfg = MakdConfig(rank_sweep=[1, 2])
     assert MakdConfig.from_toml_str(cfg.to_toml_str()) == cfg
 
